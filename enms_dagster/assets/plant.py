@@ -1,0 +1,40 @@
+"""The plant registry: the plant file loaded into ``core`` (sites, machines, metrics, tariffs)."""
+
+import dagster as dg
+
+from enms_dagster.charts import markdown_table
+from enms_dagster.plant.store import save_plant
+from enms_dagster.resources import PlantResource, WarehouseResource
+
+
+@dg.asset(group_name="core", kinds={"postgres"})
+def plant_registry(
+    context: dg.AssetExecutionContext, plant: PlantResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Sites, machine types, metrics, machines, tariffs and emission factors from the plant file."""
+    registry = plant.load()
+    with warehouse.connect() as conn:
+        counts = save_plant(conn, registry)
+    context.log.info("registry from %s: %s", plant.path(), counts)
+    machines = sorted(registry.machines.values(), key=lambda m: m.machine_id)
+    return dg.MaterializeResult(
+        metadata={
+            "plant_file": plant.path(),
+            **{f"{table}_count": n for table, n in counts.items()},
+            "machines": dg.MetadataValue.md(
+                markdown_table(
+                    ["machine", "type", "site", "line", "rated kW"],
+                    [
+                        (
+                            m.machine_id,
+                            m.machine_type,
+                            m.site_id,
+                            m.line or "",
+                            m.rated_power_kw or "",
+                        )
+                        for m in machines
+                    ],
+                )
+            ),
+        }
+    )

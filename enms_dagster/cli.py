@@ -1,0 +1,184 @@
+"""``enms``: the platform's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import warnings
+
+from enms_dagster.settings import Settings
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from enms_dagster.services import running_services
+    from enms_dagster.warehouse import applied_versions, migrate
+
+    with running_services(Settings.from_env()) as services:
+        applied = migrate(services.database_url)
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}")
+        print(f"schema at version {max(applied_versions(services.database_url), default=0)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from enms_dagster.demo import run_demo
+
+    run_demo(days=args.days, seed=args.seed)
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from enms_dagster.demo import dagster_instance
+    from enms_dagster.services import running_services
+    from enms_dagster.warehouse import migrate
+
+    settings = Settings.from_env()
+    with running_services(settings) as services:
+        migrate(services.database_url)
+        dagster_instance(settings)
+        os.environ["ENMS_PLANT_FILE"] = str(settings.plant_file)
+        print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+        try:
+            return subprocess.call(
+                [
+                    sys.executable,
+                    "-m",
+                    "dagster",
+                    "dev",
+                    "-m",
+                    "enms_dagster.definitions",
+                    "-h",
+                    args.host,
+                    "-p",
+                    str(args.port),
+                ]
+            )
+        except KeyboardInterrupt:
+            return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from enms_dagster.ingest.service import run_ingestor
+    from enms_dagster.services import running_services
+    from enms_dagster.warehouse import migrate
+
+    with running_services(Settings.from_env()) as services:
+        migrate(services.database_url)
+        run_ingestor(services.database_url, services.mqtt_url, client_id=args.client_id)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from enms_dagster.plant import load_plant
+    from enms_dagster.services import running_services
+    from enms_dagster.simulator.publish import print_progress, publish_simulation, run_realtime
+
+    settings = Settings.from_env()
+    plant = load_plant(args.plant or settings.plant_file)
+    with running_services(settings) as services:
+        if args.realtime:
+            print("publishing in real time (Ctrl-C stops)", flush=True)
+            try:
+                run_realtime(plant, services.mqtt_url, seed=args.seed)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - dt.timedelta(days=args.days)
+        result = publish_simulation(
+            plant,
+            start,
+            end,
+            services.mqtt_url,
+            seed=args.seed,
+            progress=print_progress if sys.stderr.isatty() else None,
+        )
+        print(
+            f"\npublished {result.readings:,} readings in {result.messages:,} messages "
+            f"({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC) in {result.seconds:.0f} s"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enms",
+        description="Energy management on Dagster. Servers come from ENMS_DATABASE_URL and "
+        "ENMS_MQTT_URL; unset, embedded ones start (state in ENMS_STATE_DIR, default ./.enms).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="warehouse administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_sub.add_parser(
+        "migrate",
+        help="apply the SQL migrations in sql/migrations that are not applied yet",
+        description="Apply pending migrations in order, each in a transaction; safe to repeat.",
+    )
+    migrate.set_defaults(func=_cmd_migrate)
+
+    demo = sub.add_parser(
+        "demo",
+        help="simulate a day of the reference plant end to end and print its energy",
+        description="Starts (or uses) PostgreSQL and an MQTT broker, migrates the schema, "
+        "publishes simulated telemetry of the reference plant over MQTT, lands it with the "
+        "ingestor, materializes the asset graph and prints kWh and peak kW per machine.",
+    )
+    demo.add_argument("--days", type=int, default=1, help="complete days before today (default 1)")
+    demo.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    demo.set_defaults(func=_cmd_demo)
+
+    ui = sub.add_parser(
+        "ui",
+        help="open the Dagster UI (webserver and daemon) on this project",
+        description="Runs `dagster dev` on enms_dagster.definitions with this project's servers.",
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=_cmd_ui)
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="run the MQTT ingestor (long-running)",
+        description="Subscribes to enms/+/+/telemetry with QoS 1 on a persistent session and "
+        "lands readings in raw.readings, acknowledging only after commit.",
+    )
+    ingest.add_argument("--client-id", default="enms-ingestor")
+    ingest.set_defaults(func=_cmd_ingest)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="publish simulated telemetry of the plant over MQTT",
+        description="Backfills the last N days as fast as the broker takes them, or publishes "
+        "in real time with --realtime.",
+    )
+    simulate.add_argument("--plant", help="plant file (default ENMS_PLANT_FILE or the reference)")
+    simulate.add_argument("--days", type=int, default=1)
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--realtime", action="store_true")
+    simulate.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not args.verbose:
+        warnings.filterwarnings("ignore", module="dagster")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The whole platform in one screen: assets, checks, jobs, schedules, sensors, resources."""
+
+import dagster as dg
+
+from enms_dagster.assets.hourly import hourly_energy, hourly_energy_not_negative
+from enms_dagster.assets.marts import kpi_daily
+from enms_dagster.assets.plant import plant_registry
+from enms_dagster.assets.raw import raw_readings
+from enms_dagster.jobs import daily_energy_schedule, energy_job
+from enms_dagster.resources import PlantResource, WarehouseResource
+from enms_dagster.sensors.raw_readings import raw_readings_sensor
+
+defs = dg.Definitions(
+    assets=[plant_registry, raw_readings, hourly_energy, kpi_daily],
+    asset_checks=[hourly_energy_not_negative],
+    jobs=[energy_job],
+    schedules=[daily_energy_schedule],
+    sensors=[raw_readings_sensor],
+    resources={
+        "warehouse": WarehouseResource(database_url=dg.EnvVar("ENMS_DATABASE_URL")),
+        "plant": PlantResource(),
+    },
+)

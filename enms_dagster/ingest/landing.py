@@ -1,0 +1,123 @@
+"""The one landing path: every reading, from MQTT or from an import, enters the warehouse here.
+
+A batch is landed in one transaction: readings are copied into a staging table, de-duplicated,
+and inserted with ``ON CONFLICT DO NOTHING`` (so redelivery and re-import add nothing);
+rejections go to quarantine with their raw bytes; the batch is recorded in the batch log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from enms_dagster.ingest.payload import Reading, RegistryView, Rejection
+
+_COPY_STAGING = "COPY landing_staging (machine_id, metric, ts, value) FROM STDIN (FORMAT BINARY)"
+
+
+@dataclass(frozen=True)
+class QuarantinedInput:
+    topic: str | None
+    payload: bytes | None
+    rejection: Rejection
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    messages: int
+    received: int
+    inserted: int
+    quarantined: int
+    min_ts: dt.datetime | None
+    max_ts: dt.datetime | None
+    machines: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+def load_registry_view(conn: psycopg.Connection) -> RegistryView:
+    rows = conn.execute(
+        "SELECT m.machine_id, m.site_id, s.commissioned_on, s.timezone "
+        "FROM core.machines m JOIN core.sites s USING (site_id)"
+    ).fetchall()
+    metrics = frozenset(
+        m for (m,) in conn.execute("SELECT metric FROM core.metrics").fetchall()
+    ) | {"state"}
+    return RegistryView(
+        machine_sites={m: s for m, s, _, _ in rows},
+        commissioned={m: dt.datetime.combine(d, dt.time(), ZoneInfo(tz)) for m, _, d, tz in rows},
+        metrics=metrics,
+    )
+
+
+def land_batch(
+    conn: psycopg.Connection,
+    readings: Sequence[Reading],
+    quarantined: Sequence[QuarantinedInput] = (),
+    *,
+    source: str,
+    messages: int,
+) -> BatchResult:
+    """Land readings and quarantine rejections atomically; commit and return what happened."""
+    with conn.transaction():
+        min_ts = min((r[2] for r in readings), default=None)
+        max_ts = max((r[2] for r in readings), default=None)
+        machines = sorted({r[0] for r in readings})
+        (batch_id,) = conn.execute(
+            "INSERT INTO raw.ingest_batches (source, messages, readings_received, "
+            "readings_inserted, quarantined, min_ts, max_ts, machines) "
+            "VALUES (%s, %s, %s, 0, %s, %s, %s, %s) RETURNING batch_id",
+            (source, messages, len(readings), len(quarantined), min_ts, max_ts, machines),
+        ).fetchone()
+        inserted = 0
+        if readings:
+            conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (min_ts, max_ts))
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS landing_staging ("
+                " machine_id text, metric text, ts timestamptz, value double precision"
+                ") ON COMMIT DELETE ROWS"
+            )
+            with conn.cursor() as cur:
+                with cur.copy(_COPY_STAGING) as copy:
+                    copy.set_types(["text", "text", "timestamptz", "float8"])
+                    for row in readings:
+                        copy.write_row(row)
+                cur.execute(
+                    "INSERT INTO raw.readings (machine_id, metric, ts, value, batch_id) "
+                    "SELECT DISTINCT ON (machine_id, metric, ts) machine_id, metric, ts, value, %s "
+                    "FROM landing_staging ORDER BY machine_id, metric, ts "
+                    "ON CONFLICT DO NOTHING",
+                    (batch_id,),
+                )
+                inserted = cur.rowcount
+        if quarantined:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO raw.quarantine (source, topic, payload, reason, detail, batch_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            source,
+                            q.topic,
+                            q.payload,
+                            q.rejection.reason,
+                            q.rejection.detail,
+                            batch_id,
+                        )
+                        for q in quarantined
+                    ],
+                )
+        conn.execute(
+            "UPDATE raw.ingest_batches SET readings_inserted = %s WHERE batch_id = %s",
+            (inserted, batch_id),
+        )
+    return BatchResult(
+        batch_id, messages, len(readings), inserted, len(quarantined), min_ts, max_ts, machines
+    )

@@ -1,0 +1,223 @@
+"""The MQTT ingestor: subscribes with QoS 1 on a persistent session and acknowledges a message
+only after its readings (or its quarantine record) are committed.
+
+The paho network thread only queues messages; a worker thread parses, lands and then acks.
+If the database is down the worker keeps the batch, backs off and retries, and acks nothing
+meanwhile, so the broker keeps (and after a crash redelivers) everything not yet committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from enms_dagster.ingest.landing import QuarantinedInput, land_batch, load_registry_view
+from enms_dagster.ingest.payload import Reading, parse_message
+from enms_dagster.settings import MqttAddress
+from enms_dagster.warehouse import libpq_url
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_TOPIC = "enms/+/+/telemetry"
+
+
+@dataclass
+class IngestStats:
+    messages_received: int = 0
+    messages_committed: int = 0
+    readings_inserted: int = 0
+    readings_duplicate: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    landing_errors: int = 0
+    last_commit_at: dt.datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+@dataclass(frozen=True)
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class Ingestor:
+    def __init__(
+        self,
+        database_url: str,
+        mqtt_url: str,
+        *,
+        client_id: str = "enms-ingestor",
+        topic: str = TELEMETRY_TOPIC,
+        max_batch_messages: int = 2000,
+        max_batch_wait_s: float = 0.2,
+        registry_refresh_s: float = 30.0,
+    ) -> None:
+        self.database_url = libpq_url(database_url)
+        self.address = MqttAddress.from_url(mqtt_url)
+        self.topic = topic
+        self.max_batch_messages = max_batch_messages
+        self.max_batch_wait_s = max_batch_wait_s
+        self.registry_refresh_s = registry_refresh_s
+        self.stats = IngestStats()
+        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if self.address.username:
+            self._client.username_pw_set(self.address.username, self.address.password)
+        self._client.max_inflight_messages_set(1000)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+
+    # paho network thread: never touches the database
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused connection: %s", reason_code)
+            return
+        if flags.session_present:
+            log.info("resumed persistent session; broker redelivers unacknowledged messages")
+            self._subscribed.set()
+        else:
+            client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def start(self, wait_subscribed_s: float = 30.0) -> None:
+        self._worker = threading.Thread(target=self._work, name="enms-ingest-worker", daemon=True)
+        self._worker.start()
+        self._client.connect(self.address.host, self.address.port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(wait_subscribed_s):
+            raise TimeoutError(
+                f"no subscription confirmed by {self.address.host}:{self.address.port} "
+                f"within {wait_subscribed_s} s"
+            )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Land what is queued, then disconnect."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout_s)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def wait_for_messages(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` messages are committed (or the time runs out)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.stats.messages_committed >= count:
+                return True
+            time.sleep(0.05)
+        return self.stats.messages_committed >= count
+
+    # worker thread
+    def _next_batch(self) -> list[_Message]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.max_batch_wait_s
+        while len(batch) < self.max_batch_messages:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=max(remaining, 0) if remaining > 0 else 0.005))
+            except queue.Empty:
+                break
+        return batch
+
+    def _work(self) -> None:
+        conn: psycopg.Connection | None = None
+        registry, registry_at = None, 0.0
+        backoff = 0.5
+        pending: list[_Message] = []
+        while True:
+            if not pending:
+                if self._stop.is_set() and self._queue.empty():
+                    break
+                pending = self._next_batch()
+                if not pending:
+                    continue
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.database_url, autocommit=True)
+                if registry is None or time.monotonic() - registry_at > self.registry_refresh_s:
+                    registry, registry_at = load_registry_view(conn), time.monotonic()
+                self._land(conn, registry, pending)
+                pending = []
+                backoff = 0.5
+            except psycopg.OperationalError as exc:
+                with self.stats.lock:
+                    self.stats.landing_errors += 1
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._stop.wait(backoff) and self.stats.landing_errors > 3:
+                    break  # stopping and the database is still down: the broker keeps the rest
+                backoff = min(backoff * 2, 10.0)
+        if conn is not None:
+            conn.close()
+
+    def _land(self, conn: psycopg.Connection, registry, batch: list[_Message]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        readings: list[Reading] = []
+        quarantined: list[QuarantinedInput] = []
+        for msg in batch:
+            parsed = parse_message(msg.topic, msg.payload, registry, now)
+            readings.extend(parsed.readings)
+            quarantined.extend(
+                QuarantinedInput(msg.topic, msg.payload, r) for r in parsed.rejections
+            )
+        result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
+        for msg in batch:
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+        with self.stats.lock:
+            self.stats.messages_received += len(batch)
+            self.stats.messages_committed += len(batch)
+            self.stats.readings_inserted += result.inserted
+            self.stats.readings_duplicate += result.duplicates
+            self.stats.quarantined += result.quarantined
+            self.stats.batches += 1
+            self.stats.last_commit_at = dt.datetime.now(dt.UTC)
+
+
+def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> None:
+    """Run until SIGINT/SIGTERM (the ``enms ingest`` command)."""
+    import signal
+
+    ingestor = Ingestor(database_url, mqtt_url, **kwargs)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    ingestor.start()
+    log.info("ingesting %s from %s", ingestor.topic, mqtt_url)
+    while not done.wait(60):
+        s = ingestor.stats
+        log.info(
+            "committed %d messages, %d readings (%d duplicates), %d quarantined",
+            s.messages_committed,
+            s.readings_inserted,
+            s.readings_duplicate,
+            s.quarantined,
+        )
+    ingestor.stop()

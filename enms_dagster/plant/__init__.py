@@ -1,0 +1,210 @@
+"""The plant registry as data: sites, machine types, metrics, machines, tariffs, emission factors.
+
+A plant file is YAML (see ``reference_plant.yaml``). Loading validates it and says exactly what is
+wrong and where, because a plant file is written by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+METRIC_KINDS = ("gauge", "counter", "interval", "state")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+STATE_CODES = {"off": 0, "idle": 1, "running": 2}
+
+
+class PlantFileError(ValueError):
+    """The plant file is not usable; the message names the file and the offending entry."""
+
+
+@dataclass(frozen=True)
+class Shift:
+    weekdays: tuple[int, ...]  # 0 = Monday
+    start: dt.time
+    end: dt.time
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    name: str
+    timezone: str
+    commissioned_on: dt.date
+    shift: Shift
+    holidays: frozenset[dt.date] = frozenset()
+    tariffs: tuple[dict[str, Any], ...] = ()
+    emission_factors: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Metric:
+    metric: str
+    unit: str
+    kind: str
+    min_value: float | None = None
+    max_value: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MachineType:
+    machine_type: str
+    description: str = ""
+    sample_interval_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Machine:
+    machine_id: str
+    site_id: str
+    name: str
+    machine_type: str
+    line: str | None = None
+    rated_power_kw: float | None = None
+    energy_source: str = "electricity"
+
+
+@dataclass(frozen=True)
+class Plant:
+    sites: dict[str, Site]
+    machine_types: dict[str, MachineType]
+    metrics: dict[str, Metric]
+    machines: dict[str, Machine] = field(default_factory=dict)
+
+    def site_of(self, machine_id: str) -> Site:
+        return self.sites[self.machines[machine_id].site_id]
+
+
+def _time(value: Any, where: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError as exc:
+        raise PlantFileError(f"{where}: {value!r} is not a time like '06:00'") from exc
+
+
+def _date(value: Any, where: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise PlantFileError(f"{where}: {value!r} is not a date like 2025-01-01") from exc
+
+
+def _require(entry: dict, key: str, where: str) -> Any:
+    if key not in entry or entry[key] in (None, ""):
+        raise PlantFileError(f"{where}: missing required field '{key}'")
+    return entry[key]
+
+
+def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
+    """Validate a parsed plant document and build the registry."""
+    if not isinstance(doc, dict):
+        raise PlantFileError(f"{source}: expected a mapping with sites, machine_types, metrics")
+    sites = {}
+    for i, entry in enumerate(doc.get("sites") or []):
+        where = f"{source}: sites[{i}]"
+        site_id = str(_require(entry, "site_id", where))
+        tz = str(_require(entry, "timezone", where))
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise PlantFileError(f"{where} ({site_id}): unknown time zone {tz!r}") from exc
+        shifts = entry.get("shifts") or {}
+        days = shifts.get("weekdays", ["mon", "tue", "wed", "thu", "fri"])
+        unknown = [d for d in days if d not in WEEKDAYS]
+        if unknown:
+            raise PlantFileError(f"{where} ({site_id}): unknown weekdays {unknown}")
+        sites[site_id] = Site(
+            site_id=site_id,
+            name=str(entry.get("name", site_id)),
+            timezone=tz,
+            commissioned_on=_date(_require(entry, "commissioned_on", where), where),
+            shift=Shift(
+                weekdays=tuple(WEEKDAYS.index(d) for d in days),
+                start=_time(shifts.get("start", "06:00"), where),
+                end=_time(shifts.get("end", "22:00"), where),
+            ),
+            holidays=frozenset(_date(d, where) for d in entry.get("holidays") or []),
+            tariffs=tuple(entry.get("tariffs") or []),
+            emission_factors=tuple(entry.get("emission_factors") or []),
+        )
+    if not sites:
+        raise PlantFileError(f"{source}: declares no sites")
+
+    machine_types = {
+        name: MachineType(name, str(spec.get("description", "")), spec.get("sample_interval_s"))
+        for name, spec in (doc.get("machine_types") or {}).items()
+    }
+    metrics = {}
+    for name, spec in (doc.get("metrics") or {}).items():
+        kind = spec.get("kind")
+        if kind not in METRIC_KINDS:
+            raise PlantFileError(
+                f"{source}: metric {name!r} has kind {kind!r}; expected one of {METRIC_KINDS}"
+            )
+        metrics[name] = Metric(
+            name,
+            str(_require(spec, "unit", f"{source}: metric {name!r}")),
+            kind,
+            spec.get("min"),
+            spec.get("max"),
+            str(spec.get("description", "")),
+        )
+
+    machines = {}
+    for i, entry in enumerate(doc.get("machines") or []):
+        where = f"{source}: machines[{i}]"
+        machine_id = str(_require(entry, "machine_id", where))
+        if machine_id in machines:
+            raise PlantFileError(f"{where}: duplicate machine_id {machine_id!r}")
+        site_id = str(_require(entry, "site", where))
+        if site_id not in sites:
+            raise PlantFileError(
+                f"{where} ({machine_id}): unknown site {site_id!r}; known: {sorted(sites)}"
+            )
+        machine_type = str(_require(entry, "type", where))
+        if machine_type not in machine_types:
+            raise PlantFileError(
+                f"{where} ({machine_id}): unknown machine type {machine_type!r}; "
+                f"declare it under machine_types (known: {sorted(machine_types)})"
+            )
+        rated = entry.get("rated_power_kw")
+        machines[machine_id] = Machine(
+            machine_id=machine_id,
+            site_id=site_id,
+            name=str(entry.get("name", machine_id)),
+            machine_type=machine_type,
+            line=entry.get("line"),
+            rated_power_kw=float(rated) if rated is not None else None,
+            energy_source=str(entry.get("energy_source", "electricity")),
+        )
+    return Plant(sites, machine_types, metrics, machines)
+
+
+def load_plant(path: Path | str) -> Plant:
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise PlantFileError(f"plant file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise PlantFileError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_plant(doc, str(path))
+
+
+def is_production_time(site: Site, local: dt.datetime) -> bool:
+    """True during the site's shift hours on a working day that is not a holiday."""
+    if local.weekday() not in site.shift.weekdays or local.date() in site.holidays:
+        return False
+    return site.shift.start <= local.time() < site.shift.end

@@ -1,0 +1,67 @@
+"""The one place where the platform's settings and their defaults are documented.
+
+Every setting comes from an environment variable, read when a command starts (never at import):
+
+- ``ENMS_DATABASE_URL``: ``postgresql://user:pass@host:port/db``; unset → embedded PostgreSQL.
+- ``ENMS_MQTT_URL``: ``mqtt://user:pass@host:port``; unset → embedded amqtt broker.
+- ``ENMS_STATE_DIR``: embedded database, broker log, local Dagster home; default ``./.enms``.
+- ``ENMS_PLANT_FILE``: YAML declaring sites, machines, tariffs; default the reference plant.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DEFAULT_PLANT_FILE = PACKAGE_DIR / "plant" / "reference_plant.yaml"
+
+
+@dataclass(frozen=True)
+class MqttAddress:
+    """Where a broker listens and who we are on it, parsed from an ``mqtt://`` URL."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp"):
+            raise ValueError(
+                f"MQTT URL must start with mqtt:// (got {url!r}); "
+                "example: mqtt://ingestor:secret@127.0.0.1:1883"
+            )
+        if not parts.hostname:
+            raise ValueError(f"MQTT URL {url!r} names no host")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 1883,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration of one process; ``None`` URLs mean "start the embedded one"."""
+
+    database_url: str | None
+    mqtt_url: str | None
+    state_dir: Path
+    plant_file: Path
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("ENMS_DATABASE_URL") or None,
+            mqtt_url=env.get("ENMS_MQTT_URL") or None,
+            state_dir=Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve(),
+            plant_file=Path(env.get("ENMS_PLANT_FILE") or DEFAULT_PLANT_FILE).resolve(),
+        )

