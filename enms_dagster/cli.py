@@ -106,6 +106,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enms",
@@ -131,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "publishes simulated telemetry of the reference plant over MQTT, lands it with the "
         "ingestor, materializes the asset graph and prints kWh and peak kW per machine.",
     )
-    demo.add_argument("--days", type=int, default=1, help="complete days before today (default 1)")
+    demo.add_argument(
+        "--days", type=_positive_int, default=1, help="complete days before today (default 1)"
+    )
     demo.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
     demo.set_defaults(func=_cmd_demo)
 
@@ -160,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in real time with --realtime.",
     )
     simulate.add_argument("--plant", help="plant file (default ENMS_PLANT_FILE or the reference)")
-    simulate.add_argument("--days", type=int, default=1)
+    simulate.add_argument("--days", type=_positive_int, default=1, help="days to backfill")
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--realtime", action="store_true")
     simulate.set_defaults(func=_cmd_simulate)

@@ -2,12 +2,9 @@
 
 import dagster as dg
 
-from enms_dagster.partitions import daily_partitions
-
 energy_job = dg.define_asset_job(
     "energy_job",
     selection=dg.AssetSelection.assets("hourly_energy", "kpi_daily"),
-    partitions_def=daily_partitions,
     description="Hourly energy and the daily KPI mart for one day (or a range, in one run).",
 )
 

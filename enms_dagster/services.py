@@ -123,6 +123,15 @@ def running_services(settings: Settings) -> Iterator[Services]:
         if embedded_mqtt:
             mqtt_url = stack.enter_context(embedded_broker(settings.state_dir))
             log.info("embedded MQTT broker at %s", mqtt_url)
-        os.environ["ENMS_DATABASE_URL"] = database_url
-        os.environ["ENMS_MQTT_URL"] = mqtt_url
+        for name, value in (("ENMS_DATABASE_URL", database_url), ("ENMS_MQTT_URL", mqtt_url)):
+            previous = os.environ.get(name)
+            os.environ[name] = value
+            stack.callback(_restore_env, name, previous)
         yield Services(database_url, mqtt_url, embedded_db, embedded_mqtt)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

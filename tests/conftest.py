@@ -84,12 +84,10 @@ def _conninfo_to_url(conninfo: str) -> str:
     return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}"
 
 
-@pytest.fixture(scope="session", params=["local", "embedded"])
-def services(request, tmp_path_factory) -> Iterator[TestServices]:
-    """A migrated, empty warehouse and a broker, real local servers or the embedded ones."""
-    state_dir = tmp_path_factory.mktemp(f"state-{request.param}")
+@contextlib.contextmanager
+def _services(kind: str, state_dir: Path) -> Iterator[TestServices]:
     with contextlib.ExitStack() as stack:
-        if request.param == "local":
+        if kind == "local":
             try:
                 psycopg.connect(LOCAL_PG_DSN, connect_timeout=5).close()
             except psycopg.OperationalError as exc:
@@ -105,7 +103,21 @@ def services(request, tmp_path_factory) -> Iterator[TestServices]:
             mqtt_url = stack.enter_context(embedded_broker(state_dir))
         database_url = _conninfo_to_url(stack.enter_context(_fresh_database(admin_dsn)))
         migrate(database_url)
-        yield TestServices(request.param, database_url, mqtt_url, state_dir)
+        yield TestServices(kind, database_url, mqtt_url, state_dir)
+
+
+@pytest.fixture(scope="session", params=["local", "embedded"])
+def services(request, tmp_path_factory) -> Iterator[TestServices]:
+    """A migrated, empty warehouse and a broker: this machine's servers, then the embedded ones."""
+    with _services(request.param, tmp_path_factory.mktemp(f"state-{request.param}")) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def local_services(tmp_path_factory) -> Iterator[TestServices]:
+    """This machine's PostgreSQL and broker only (a fresh database of its own)."""
+    with _services("local", tmp_path_factory.mktemp("state-local-only")) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")
@@ -113,14 +125,62 @@ def small_plant():
     return load_plant(SMALL_PLANT)
 
 
+def reset_warehouse(conn: psycopg.Connection, plant) -> None:
+    """Empty the data tables and register the plant."""
+    conn.execute(
+        "TRUNCATE raw.readings, raw.quarantine, raw.ingest_batches, core.hourly_energy, "
+        "marts.kpi_daily"
+    )
+    save_plant(conn, plant)
+
+
 @pytest.fixture
 def warehouse(services, small_plant) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the test warehouse, with the small plant registered and the
     data tables emptied before the test."""
     with connect(services.database_url, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE raw.readings, raw.quarantine, raw.ingest_batches, core.hourly_energy, "
-            "marts.kpi_daily"
-        )
-        save_plant(conn, small_plant)
+        reset_warehouse(conn, small_plant)
         yield conn
+
+
+def drop_mqtt_session(mqtt_url: str, client_id: str) -> None:
+    """Forget a persistent session a test created, so the shared broker does not keep it."""
+    import paho.mqtt.client as mqtt
+
+    address = MqttAddress.from_url(mqtt_url)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    client.connect(address.host, address.port)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+
+
+def land_simulated(services: TestServices, plant, start, end, seed: int = 42):
+    """Publish a simulated window over MQTT and land it with a real ingestor; return the
+    publisher's result (with the simulator's own energy count) and the ingestor's stats."""
+    from enms_dagster.ingest.service import Ingestor
+    from enms_dagster.simulator.publish import publish_simulation
+
+    client_id = f"enms-test-{uuid.uuid4().hex[:8]}"
+    ingestor = Ingestor(services.database_url, services.mqtt_url, client_id=client_id)
+    ingestor.start()
+    try:
+        result = publish_simulation(
+            plant,
+            start,
+            end,
+            services.mqtt_url,
+            seed=seed,
+            client_id=f"{client_id}-pub",
+            backpressure=lambda n: ingestor.wait_for_messages(n - 600, 120),
+        )
+        assert ingestor.wait_for_messages(result.messages, 300), ingestor.stats
+    finally:
+        ingestor.stop()
+        drop_mqtt_session(services.mqtt_url, client_id)
+    return result, ingestor.stats

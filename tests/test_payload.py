@@ -30,8 +30,11 @@ def test_a_sample_becomes_one_reading_per_metric_plus_the_state_code():
     assert out.rejections == []
     ts = dt.datetime(2026, 3, 10, 10, 0, tzinfo=dt.UTC)
     assert sorted(out.readings) == sorted(
-        [("CMP-01", "power_kw", ts, 41.5), ("CMP-01", "energy_kwh_total", ts, 1000.25),
-         ("CMP-01", "state", ts, 2.0)]
+        [
+            ("CMP-01", "power_kw", ts, 41.5),
+            ("CMP-01", "energy_kwh_total", ts, 1000.25),
+            ("CMP-01", "state", ts, 2.0),
+        ]
     )
 
 
@@ -47,8 +50,10 @@ def test_one_bad_sample_in_an_array_does_not_reject_the_others():
     ("payload", "reason"),
     [
         (b'{"ts": "2026-03-10T11:00:00+01:00", "metrics": {"power_kw": NaN}}', "non_finite_number"),
-        (b'{"ts": "2026-03-10T11:00:00+01:00", "metrics": {"power_kw": -Infinity}}',
-         "non_finite_number"),
+        (
+            b'{"ts": "2026-03-10T11:00:00+01:00", "metrics": {"power_kw": -Infinity}}',
+            "non_finite_number",
+        ),
         (b"\xff\xfe{}", "invalid_utf8"),
         (b'{"ts": ', "malformed_json"),
         (sample(power_kw="41.5"), "wrong_type"),
@@ -57,8 +62,10 @@ def test_one_bad_sample_in_an_array_does_not_reject_the_others():
         (sample(ts="2026-03-10T14:00:00+01:00"), "future_timestamp"),
         (sample(ts="2024-12-31T23:00:00+00:00"), "before_commissioning"),
         (sample(volts=230.0), "unknown_metric"),
-        ({"ts": "2026-03-10T11:00:00+01:00", "metrics": {"power_kw": 1.0}, "state": "asleep"},
-         "bad_state"),
+        (
+            {"ts": "2026-03-10T11:00:00+01:00", "metrics": {"power_kw": 1.0}, "state": "asleep"},
+            "bad_state",
+        ),
         ([], "bad_shape"),
         (b"x" * (256 * 1024 + 1), "oversized"),
     ],
@@ -70,7 +77,9 @@ def test_bad_input_is_rejected_with_its_reason(payload, reason):
 
 
 def test_unknown_machine_and_topic_mismatch_are_told_apart():
-    assert parse(sample(), "enms/plant-a/CMP-99/telemetry").rejections[0].reason == "unknown_machine"
+    assert (
+        parse(sample(), "enms/plant-a/CMP-99/telemetry").rejections[0].reason == "unknown_machine"
+    )
     assert parse(sample(), "enms/plant-b/CMP-01/telemetry").rejections[0].reason == "topic_mismatch"
     assert parse(sample(), "factory/CMP-01").rejections[0].reason == "bad_topic"
 

@@ -39,12 +39,22 @@ def test_a_generic_meter_type_needs_no_code():
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"machines": [{"machine_id": "M-1", "site": "nowhere", "type": "meter"}]},
-         "machines[0] (M-1): unknown site 'nowhere'"),
-        ({"machines": [{"machine_id": "M-1", "site": "s1", "type": "kettle"}]},
-         "unknown machine type 'kettle'"),
-        ({"sites": [{"site_id": "s1", "timezone": "Mars/Olympus", "commissioned_on": "2025-01-01"}]},
-         "unknown time zone 'Mars/Olympus'"),
+        (
+            {"machines": [{"machine_id": "M-1", "site": "nowhere", "type": "meter"}]},
+            "machines[0] (M-1): unknown site 'nowhere'",
+        ),
+        (
+            {"machines": [{"machine_id": "M-1", "site": "s1", "type": "kettle"}]},
+            "unknown machine type 'kettle'",
+        ),
+        (
+            {
+                "sites": [
+                    {"site_id": "s1", "timezone": "Mars/Olympus", "commissioned_on": "2025-01-01"}
+                ]
+            },
+            "unknown time zone 'Mars/Olympus'",
+        ),
         ({"metrics": {"x": {"unit": "kWh", "kind": "cumulative"}}}, "metric 'x' has kind"),
         ({"machines": [{"site": "s1", "type": "meter"}]}, "missing required field 'machine_id'"),
     ],

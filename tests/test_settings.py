@@ -22,7 +22,10 @@ def test_configured_urls_are_used_as_given():
 def test_mqtt_url_carries_credentials_and_port():
     address = MqttAddress.from_url("mqtt://ingestor:s%40cret@10.0.0.5:8883")
     assert (address.host, address.port, address.username, address.password) == (
-        "10.0.0.5", 8883, "ingestor", "s@cret",
+        "10.0.0.5",
+        8883,
+        "ingestor",
+        "s@cret",
     )
     assert MqttAddress.from_url("mqtt://broker").port == 1883
 

@@ -34,9 +34,9 @@ def test_a_day_does_not_depend_on_where_the_window_started(small_plant):
     alone = all_payloads(small_plant, 7, day, day + dt.timedelta(days=1))
     within = all_payloads(small_plant, 7, day - dt.timedelta(days=1), day + dt.timedelta(days=1))
     power_alone = [json.loads(p)[0]["metrics"]["power_kw"] for t, p in alone if "HYD" in t]
-    power_within = [
-        json.loads(p)[0]["metrics"]["power_kw"] for t, p in within if "HYD" in t
-    ][-len(power_alone):]
+    power_within = [json.loads(p)[0]["metrics"]["power_kw"] for t, p in within if "HYD" in t][
+        -len(power_alone) :
+    ]
     assert power_alone == power_within
 
 
@@ -57,8 +57,12 @@ def test_each_type_publishes_at_its_interval_with_power_counter_and_state(small_
         if series.machine.machine_type != "weather_station":
             assert series.state is not None and set(np.unique(series.state)) <= {0, 1, 2}
     assert {t: s[0] for t, s in seen.items()} == {
-        "compressor": 1, "hvac": 10, "conveyor_motor": 10, "hydraulic_pump": 30,
-        "injection_moulding": 30, "weather_station": 60,
+        "compressor": 1,
+        "hvac": 10,
+        "conveyor_motor": 10,
+        "hydraulic_pump": 30,
+        "injection_moulding": 30,
+        "weather_station": 60,
     }
     for kind in ("compressor", "hvac", "conveyor_motor", "hydraulic_pump", "injection_moulding"):
         assert {"power_kw", "energy_kwh_total"} <= seen[kind][1]
