@@ -37,6 +37,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
+from tests.conftest import local_server_missing
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "compose.yaml"
 WORKSPACE_FILE = REPO / "workspace.yaml"
@@ -530,7 +532,7 @@ def _need(binary: str) -> str:
         f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
     )
     if not path:
-        pytest.fail(f"{binary} not found: apt-get install -y mosquitto mosquitto-clients")
+        local_server_missing(f"{binary} not found: apt-get install -y mosquitto mosquitto-clients")
     return path
 
 

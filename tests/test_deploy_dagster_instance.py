@@ -21,6 +21,8 @@ import pytest
 import yaml
 from psycopg import sql
 
+from tests.conftest import local_server_missing
+
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
 
@@ -43,7 +45,7 @@ def _admin() -> psycopg.Connection:
             **{k: v for k, v in PG.items() if v != ""},
         )
     except psycopg.OperationalError as exc:
-        pytest.fail(
+        local_server_missing(
             f"no PostgreSQL at {PG['host']}:{PG['port']} ({exc}). Start it, e.g. "
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
         )
