@@ -38,7 +38,7 @@ def _run(*cmd: str | Path) -> None:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit(f"Python >= 3.11 is required (this is {sys.version.split()[0]})")
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
