@@ -65,7 +65,12 @@ def land_simulation(
     services: Services, plant: Plant, start: dt.datetime, end: dt.datetime, seed: int
 ) -> tuple[PublishResult, IngestStats]:
     """Publish the simulated window over MQTT and land it with an in-process ingestor."""
-    ingestor = Ingestor(services.database_url, services.mqtt_url, client_id="enms-demo-ingestor")
+    ingestor = Ingestor(
+        services.database_url,
+        services.mqtt_url,
+        client_id="enms-demo-ingestor",
+        persistent_session=False,  # count only this run's messages, leave nothing queued behind
+    )
     ingestor.start()
     try:
         published = publish_simulation(

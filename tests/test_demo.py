@@ -1,12 +1,14 @@
 """README command one, `enms demo`, on both kinds of servers."""
 
 import dataclasses
+import time
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from enms_dagster.demo import run_demo
-from enms_dagster.settings import Settings
+from enms_dagster.settings import MqttAddress, Settings
 from tests.conftest import SMALL_PLANT
 
 pytestmark = pytest.mark.integration
@@ -21,8 +23,36 @@ def dagster_home(tmp_path, monkeypatch):
     return home
 
 
+def leave_stale_messages_for(client_id: str, mqtt_url: str, count: int) -> None:
+    """A session of that client id left on the broker with telemetry queued for it."""
+    address = MqttAddress.from_url(mqtt_url)
+    sub = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=False,
+        protocol=mqtt.MQTTv311,
+    )
+    sub.connect(address.host, address.port)
+    sub.loop_start()
+    sub.subscribe("enms/+/+/telemetry", qos=1)
+    time.sleep(0.5)
+    sub.disconnect()
+    sub.loop_stop()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    pub.connect(address.host, address.port)
+    pub.loop_start()
+    sample = b'{"ts": "2026-01-05T10:00:00+00:00", "metrics": {"power_kw": 1.0}}'
+    for _ in range(count):
+        pub.publish("enms/plant-a/CMP-01/telemetry", sample, qos=1).wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+
+
 def test_demo_uses_the_configured_servers(local_services, tmp_path, dagster_home, capsys):
     services = local_services
+    # messages queued on the shared broker for the demo's client id must not be mistaken for
+    # the demo's own (they once made it stop waiting too early)
+    leave_stale_messages_for("enms-demo-ingestor", services.mqtt_url, 300)
     settings = Settings(services.database_url, services.mqtt_url, tmp_path / "state", SMALL_PLANT)
     result = run_demo(days=1, settings=settings)
     out = capsys.readouterr().out

@@ -60,7 +60,10 @@ class Ingestor:
         max_batch_messages: int = 2000,
         max_batch_wait_s: float = 0.2,
         registry_refresh_s: float = 30.0,
+        persistent_session: bool = True,
     ) -> None:
+        """``persistent_session=False`` is for short-lived in-process ingestors (the demo): the
+        broker then neither keeps nor replays a session that outlives them."""
         self.database_url = libpq_url(database_url)
         self.address = MqttAddress.from_url(mqtt_url)
         self.topic = topic
@@ -75,7 +78,7 @@ class Ingestor:
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=False,
+            clean_session=not persistent_session,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
