@@ -57,3 +57,29 @@ def test_registry_view_knows_the_registered_machines_and_metrics(warehouse, smal
     view = load_registry_view(warehouse)
     assert set(view.machine_sites) == set(small_plant.machines)
     assert {"power_kw", "energy_kwh_total", "state"} <= view.metrics
+
+
+def test_concurrent_batches_on_a_new_day_both_land(services, warehouse):
+    import threading
+
+    from enms_dagster.warehouse import connect
+
+    day = T0 + dt.timedelta(days=40)  # a day no partition exists for yet
+    errors, results = [], []
+
+    def land(machine):
+        try:
+            with connect(services.database_url, autocommit=True) as conn:
+                results.append(
+                    land_batch(conn, readings(500, machine, day), source="t", messages=1)
+                )
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever broke
+            errors.append(exc)
+
+    threads = [threading.Thread(target=land, args=(m,)) for m in ("CMP-01", "HYD-01", "CNV-01")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(r.inserted for r in results) == [500, 500, 500]

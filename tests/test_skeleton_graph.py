@@ -73,8 +73,9 @@ def test_sensor_reports_the_landed_day_and_requests_its_run_then_nothing(landed_
         result = raw_readings_sensor(context)
     assert isinstance(result, dg.SensorResult)
     # a local day's samples run from 00:00 to 23:59:59 local time: that day, nothing else
-    assert [e.partition for e in result.asset_events] == [DAY.isoformat()]
-    event = result.asset_events[0]
+    materializations = [e for e in result.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert [e.partition for e in materializations] == [DAY.isoformat()]
+    event = materializations[0]
     assert event.metadata["readings_inserted"].value == landed_day[1].readings
     assert [r.partition_key for r in result.run_requests] == [DAY.isoformat()]
     assert result.run_requests[0].job_name in (None, "energy_job")

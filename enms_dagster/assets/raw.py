@@ -3,7 +3,10 @@ MQTT sensor one day partition at a time."""
 
 import dagster as dg
 
+from enms_dagster.charts import markdown_table
+from enms_dagster.ingest.batches import IngestorHealth, read_ingestor_health
 from enms_dagster.partitions import daily_partitions
+from enms_dagster.resources import WarehouseResource
 
 raw_readings = dg.AssetSpec(
     "raw_readings",
@@ -16,3 +19,31 @@ raw_readings = dg.AssetSpec(
     deps=["plant_registry"],
     kinds={"postgres", "mqtt"},
 )
+
+
+def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key="raw_readings",
+        check_name="ingestor_alive",
+        passed=health.alive,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=health.summary,
+        metadata={
+            "ingestors": len(health.rows),
+            "quarantine_rate": health.quarantine_rate,
+            "status": dg.MetadataValue.md(
+                markdown_table(
+                    ["ingestor", "heartbeat age s", "queue", "committed", "quarantined", "errors"],
+                    health.rows,
+                )
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=raw_readings.key, name="ingestor_alive")
+def ingestor_alive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """At least one ingestor sent a heartbeat in the last minute; shows each one's queue,
+    throughput and quarantine rate. The MQTT sensor also reports it as it polls."""
+    with warehouse.connect() as conn:
+        return ingestor_health_result(read_ingestor_health(conn))

@@ -31,25 +31,49 @@ def days_between(min_ts: dt.datetime, max_ts: dt.datetime, zone: ZoneInfo) -> li
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def read_new_batches(
-    conn: psycopg.Connection, after_batch_id: int, zone: ZoneInfo, limit: int = 10_000
-) -> tuple[int, list[DayActivity]]:
-    """Activity per local day of the committed batches after the cursor; the new cursor.
+GAP_PATIENCE_S = 600.0
+FIRST_READ_LOOKBACK = 100
 
-    Only batches older than every still-open transaction are read, so the cursor never passes a
-    batch that has not committed yet.
-    """
+
+@dataclass
+class BatchCursor:
+    """How far the batch log has been read: the highest batch id seen, and the lower ids that
+    were not visible yet. Ids come from a sequence, so a missing id is a batch still committing
+    (it will appear) or one rolled back (it never will): gaps are re-read until they appear or
+    are ``GAP_PATIENCE_S`` old. A batch that commits late is therefore never skipped."""
+
+    last_id: int = 0
+    gaps: dict[int, float] = field(default_factory=dict)  # batch id -> first noticed (epoch s)
+
+
+def read_new_batches(
+    conn: psycopg.Connection,
+    cursor: BatchCursor,
+    zone: ZoneInfo,
+    now: dt.datetime | None = None,
+    limit: int = 10_000,
+) -> tuple[BatchCursor, list[DayActivity]]:
+    """Activity per local day of the batches committed since the cursor; the new cursor."""
+    now_s = (now or dt.datetime.now(dt.UTC)).timestamp()
     rows = conn.execute(
         "SELECT batch_id, readings_inserted, readings_received, quarantined, machines, "
         "min_ts, max_ts, committed_at FROM raw.ingest_batches "
-        "WHERE batch_id > %s AND xact_id < pg_snapshot_xmin(pg_current_snapshot()) "
-        "ORDER BY batch_id LIMIT %s",
-        (after_batch_id, limit),
+        "WHERE batch_id > %s OR batch_id = ANY(%s) ORDER BY batch_id LIMIT %s",
+        (cursor.last_id, list(cursor.gaps), limit),
     ).fetchall()
-    cursor = after_batch_id
+    seen = {r[0] for r in rows}
+    last_id = max([cursor.last_id, *seen])
+    gaps = {g: t for g, t in cursor.gaps.items() if g not in seen and now_s - t < GAP_PATIENCE_S}
+    new_ids = sorted(i for i in seen if i > cursor.last_id)
+    if new_ids:
+        # on the very first read, only the ids just below the first one seen may still be
+        # committing; older ones are history (or rolled back)
+        first = cursor.last_id + 1 if cursor.last_id else max(1, new_ids[0] - FIRST_READ_LOOKBACK)
+        for missing in set(range(first, new_ids[-1])) - seen:
+            gaps[missing] = now_s
+    cursor = BatchCursor(last_id, gaps)
     days: dict[dt.date, DayActivity] = {}
-    for batch_id, inserted, received, quarantined, machines, min_ts, max_ts, committed in rows:
-        cursor = max(cursor, batch_id)
+    for _, inserted, received, quarantined, machines, min_ts, max_ts, committed in rows:
         if min_ts is None:
             continue  # a quarantine-only batch landed nothing in any day
         for day in days_between(min_ts, max_ts, zone):
@@ -68,3 +92,35 @@ def read_new_batches(
                 committed if a.last_committed_at is None else max(a.last_committed_at, committed)
             )
     return cursor, sorted(days.values(), key=lambda a: a.day)
+
+
+@dataclass(frozen=True)
+class IngestorHealth:
+    """Each ingestor's last heartbeat and counters; alive when one beat recently."""
+
+    rows: list[tuple]  # client_id, heartbeat age s, queue depth, committed, quarantined, errors
+    alive: bool
+    quarantine_rate: float | None  # quarantined per committed message, all ingestors
+
+    @property
+    def summary(self) -> str:
+        if not self.rows:
+            return "no ingestor has ever reported"
+        return ", ".join(
+            f"{client} beat {age:.0f} s ago (queue {queue})" for client, age, queue, *_ in self.rows
+        )
+
+
+def read_ingestor_health(conn: psycopg.Connection, stale_after_s: float = 60.0) -> IngestorHealth:
+    rows = conn.execute(
+        "SELECT client_id, extract(epoch FROM now() - last_heartbeat)::float8, queue_depth, "
+        "messages_committed, quarantined, landing_errors FROM raw.ingestor_status "
+        "ORDER BY client_id"
+    ).fetchall()
+    committed = sum(r[3] for r in rows)
+    quarantined = sum(r[4] for r in rows)
+    return IngestorHealth(
+        rows=rows,
+        alive=any(age <= stale_after_s for _, age, *_ in rows),
+        quarantine_rate=quarantined / committed if committed else None,
+    )

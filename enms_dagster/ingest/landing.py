@@ -16,6 +16,9 @@ import psycopg
 
 from enms_dagster.ingest.payload import Reading, RegistryView, Rejection
 
+_COPY_READINGS = (
+    "COPY raw.readings (machine_id, metric, ts, value, batch_id) FROM STDIN (FORMAT BINARY)"
+)
 _COPY_STAGING = "COPY landing_staging (machine_id, metric, ts, value) FROM STDIN (FORMAT BINARY)"
 
 
@@ -79,24 +82,7 @@ def land_batch(
         inserted = 0
         if readings:
             conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (min_ts, max_ts))
-            conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS landing_staging ("
-                " machine_id text, metric text, ts timestamptz, value double precision"
-                ") ON COMMIT DELETE ROWS"
-            )
-            with conn.cursor() as cur:
-                with cur.copy(_COPY_STAGING) as copy:
-                    copy.set_types(["text", "text", "timestamptz", "float8"])
-                    for row in readings:
-                        copy.write_row(row)
-                cur.execute(
-                    "INSERT INTO raw.readings (machine_id, metric, ts, value, batch_id) "
-                    "SELECT DISTINCT ON (machine_id, metric, ts) machine_id, metric, ts, value, %s "
-                    "FROM landing_staging ORDER BY machine_id, metric, ts "
-                    "ON CONFLICT DO NOTHING",
-                    (batch_id,),
-                )
-                inserted = cur.rowcount
+            inserted = _insert_readings(conn, readings, batch_id)
         if quarantined:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -121,3 +107,38 @@ def land_batch(
     return BatchResult(
         batch_id, messages, len(readings), inserted, len(quarantined), min_ts, max_ts, machines
     )
+
+
+def _insert_readings(conn: psycopg.Connection, readings: Sequence[Reading], batch_id: int) -> int:
+    """Insert new readings, skipping those already landed; return how many were new.
+
+    Most batches hold no reading seen before, so the rows are first copied straight into
+    raw.readings (inside a savepoint). Only when that meets a duplicate — a redelivery, a
+    re-import — does the batch go the slower way: staging, then ``ON CONFLICT DO NOTHING``.
+    """
+    try:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
+            copy.set_types(["text", "text", "timestamptz", "float8", "int8"])
+            for machine_id, metric, ts, value in readings:
+                copy.write_row((machine_id, metric, ts, value, batch_id))
+        return len(readings)
+    except psycopg.errors.UniqueViolation:
+        pass
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS landing_staging ("
+        " machine_id text, metric text, ts timestamptz, value double precision"
+        ") ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor() as cur:
+        with cur.copy(_COPY_STAGING) as copy:
+            copy.set_types(["text", "text", "timestamptz", "float8"])
+            for row in readings:
+                copy.write_row(row)
+        # DO NOTHING also absorbs duplicates inside the batch: the first one wins
+        cur.execute(
+            "INSERT INTO raw.readings (machine_id, metric, ts, value, batch_id) "
+            "SELECT machine_id, metric, ts, value, %s FROM landing_staging "
+            "ON CONFLICT DO NOTHING",
+            (batch_id,),
+        )
+        return cur.rowcount

@@ -26,6 +26,13 @@ from enms_dagster.warehouse import libpq_url
 log = logging.getLogger(__name__)
 
 TELEMETRY_TOPIC = "enms/+/+/telemetry"
+HEARTBEAT_S = 5.0
+
+
+def subscription_topic(share_group: str | None) -> str:
+    """The telemetry filter, as an MQTT 5 / Mosquitto shared subscription when a group is named:
+    the broker then hands each message to one ingestor of the group."""
+    return f"$share/{share_group}/{TELEMETRY_TOPIC}" if share_group else TELEMETRY_TOPIC
 
 
 @dataclass
@@ -56,9 +63,10 @@ class Ingestor:
         mqtt_url: str,
         *,
         client_id: str = "enms-ingestor",
-        topic: str = TELEMETRY_TOPIC,
+        share_group: str | None = None,
         max_batch_messages: int = 2000,
         max_batch_wait_s: float = 0.2,
+        idle_gap_s: float = 0.01,
         registry_refresh_s: float = 30.0,
         persistent_session: bool = True,
     ) -> None:
@@ -66,9 +74,12 @@ class Ingestor:
         broker then neither keeps nor replays a session that outlives them."""
         self.database_url = libpq_url(database_url)
         self.address = MqttAddress.from_url(mqtt_url)
-        self.topic = topic
+        self.client_id = client_id
+        self.topic = subscription_topic(share_group)
         self.max_batch_messages = max_batch_messages
         self.max_batch_wait_s = max_batch_wait_s
+        self.idle_gap_s = idle_gap_s
+        self.started_at = dt.datetime.now(dt.UTC)
         self.registry_refresh_s = registry_refresh_s
         self.stats = IngestStats()
         self._queue: queue.Queue[_Message] = queue.Queue()
@@ -85,6 +96,7 @@ class Ingestor:
         if self.address.username:
             self._client.username_pw_set(self.address.username, self.address.password)
         self._client.max_inflight_messages_set(1000)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *args: self._subscribed.set()
@@ -138,11 +150,15 @@ class Ingestor:
         except queue.Empty:
             return []
         batch = [first]
+        # Collect until the flow pauses (the broker holds back more until we ack), the batch is
+        # full, or it has waited long enough: a batch never delays the first message long.
         deadline = time.monotonic() + self.max_batch_wait_s
         while len(batch) < self.max_batch_messages:
             remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                batch.append(self._queue.get(timeout=max(remaining, 0) if remaining > 0 else 0.005))
+                batch.append(self._queue.get(timeout=min(self.idle_gap_s, remaining)))
             except queue.Empty:
                 break
         return batch
@@ -150,9 +166,17 @@ class Ingestor:
     def _work(self) -> None:
         conn: psycopg.Connection | None = None
         registry, registry_at = None, 0.0
+        heartbeat_at = 0.0
         backoff = 0.5
         pending: list[_Message] = []
         while True:
+            if conn is not None and time.monotonic() - heartbeat_at > HEARTBEAT_S:
+                try:
+                    self._heartbeat(conn)
+                    heartbeat_at = time.monotonic()
+                except psycopg.OperationalError:
+                    conn.close()
+                    conn = None
             if not pending:
                 if self._stop.is_set() and self._queue.empty():
                     break
@@ -162,6 +186,9 @@ class Ingestor:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.database_url, autocommit=True)
+                if heartbeat_at == 0.0:
+                    self._heartbeat(conn)
+                    heartbeat_at = time.monotonic()
                 if registry is None or time.monotonic() - registry_at > self.registry_refresh_s:
                     registry, registry_at = load_registry_view(conn), time.monotonic()
                 self._land(conn, registry, pending)
@@ -179,6 +206,33 @@ class Ingestor:
                 backoff = min(backoff * 2, 10.0)
         if conn is not None:
             conn.close()
+
+    def _heartbeat(self, conn: psycopg.Connection) -> None:
+        st = self.stats
+        conn.execute(
+            "INSERT INTO raw.ingestor_status (client_id, started_at, last_heartbeat, "
+            "last_commit_at, messages_committed, readings_inserted, readings_duplicate, "
+            "quarantined, queue_depth, landing_errors) "
+            "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (client_id) DO UPDATE SET started_at = EXCLUDED.started_at, "
+            "last_heartbeat = now(), last_commit_at = EXCLUDED.last_commit_at, "
+            "messages_committed = EXCLUDED.messages_committed, "
+            "readings_inserted = EXCLUDED.readings_inserted, "
+            "readings_duplicate = EXCLUDED.readings_duplicate, "
+            "quarantined = EXCLUDED.quarantined, queue_depth = EXCLUDED.queue_depth, "
+            "landing_errors = EXCLUDED.landing_errors",
+            (
+                self.client_id,
+                self.started_at,
+                st.last_commit_at,
+                st.messages_committed,
+                st.readings_inserted,
+                st.readings_duplicate,
+                st.quarantined,
+                self._queue.qsize(),
+                st.landing_errors,
+            ),
+        )
 
     def _land(self, conn: psycopg.Connection, registry, batch: list[_Message]) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -213,10 +267,10 @@ def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     ingestor.start()
-    log.info("ingesting %s from %s", ingestor.topic, mqtt_url)
+    print(f"ingesting {ingestor.topic} as {ingestor.client_id} (Ctrl-C stops)", flush=True)
     while not done.wait(60):
         s = ingestor.stats
-        log.info(
+        log.warning(
             "committed %d messages, %d readings (%d duplicates), %d quarantined",
             s.messages_committed,
             s.readings_inserted,

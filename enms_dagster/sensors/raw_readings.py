@@ -1,11 +1,18 @@
 """The MQTT sensor: turns batches the ingestor committed into Dagster asset events and runs."""
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from enms_dagster.ingest.batches import DayActivity, read_new_batches
+from enms_dagster.assets.raw import ingestor_health_result
+from enms_dagster.ingest.batches import (
+    BatchCursor,
+    DayActivity,
+    read_ingestor_health,
+    read_new_batches,
+)
 from enms_dagster.jobs import energy_job
 from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import WarehouseResource
@@ -40,21 +47,56 @@ def raw_readings_sensor(
     """Reports each day partition of raw_readings that new batches touched, and requests the
     energy job for those days (late data re-materializes the past day it belongs to).
     Running by default: it only reads the batch log and requests idempotent runs."""
-    after = int(context.cursor or 0)
-    with warehouse.connect() as conn:
-        cursor, days = read_new_batches(conn, after, ZoneInfo(PLANT_TIMEZONE))
-    if cursor == after:
-        return dg.SkipReason(f"no batches committed after batch {after}")
+    state = _load_cursor(context.cursor)
     now = dt.datetime.now(dt.UTC)
+    before = BatchCursor(state["batch"], {int(k): v for k, v in state["gaps"].items()})
+    with warehouse.connect() as conn:
+        cursor, days = read_new_batches(conn, before, ZoneInfo(PLANT_TIMEZONE), now)
+        health = read_ingestor_health(conn)
+    # Ingestor health goes to the UI with every batch, when it changes, and every 10 minutes.
+    report_health = (
+        bool(days) or health.alive != state["alive"] or now.timestamp() - state["health"] > 600
+    )
+    health_events = []
+    if report_health:
+        health_events = [_check_evaluation(health)]
+        state["health"], state["alive"] = now.timestamp(), health.alive
+    state["batch"], state["gaps"] = cursor.last_id, cursor.gaps
+    if not days and not health_events:
+        context.update_cursor(json.dumps(state))
+        return dg.SkipReason(f"no readings landed after batch {before.last_id}")
     valid = set(daily_partitions.get_partition_keys())
     landed = [a for a in days if a.readings_inserted > 0 and a.day.isoformat() in valid]
     return dg.SensorResult(
-        asset_events=[materialization_for(a, now) for a in days if a.day.isoformat() in valid],
+        asset_events=[materialization_for(a, now) for a in days if a.day.isoformat() in valid]
+        + health_events,
         run_requests=[
             dg.RunRequest(
-                partition_key=a.day.isoformat(), run_key=f"energy-{a.day.isoformat()}-{cursor}"
+                partition_key=a.day.isoformat(),
+                run_key=f"energy-{a.day.isoformat()}-{cursor.last_id}",
             )
             for a in landed
         ],
-        cursor=str(cursor),
+        cursor=json.dumps(state),
+    )
+
+
+def _load_cursor(cursor: str | None) -> dict:
+    state = {"batch": 0, "gaps": {}, "health": 0.0, "alive": None}
+    if cursor and cursor.isdigit():  # a bare batch id
+        state["batch"] = int(cursor)
+    elif cursor:
+        state.update(json.loads(cursor))
+    return state
+
+
+def _check_evaluation(health) -> dg.AssetCheckEvaluation:
+    result = ingestor_health_result(health)
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("raw_readings"),
+        check_name="ingestor_alive",
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata=result.metadata,
     )

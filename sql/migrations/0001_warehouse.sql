@@ -67,10 +67,7 @@ CREATE TABLE raw.ingest_batches (
     quarantined       integer NOT NULL,
     min_ts            timestamptz,
     max_ts            timestamptz,
-    machines          text[] NOT NULL DEFAULT '{}',
-    -- the writing transaction: readers consume only batches older than every open transaction,
-    -- so a batch that commits late is never skipped by a cursor that moved past its id
-    xact_id           xid8 NOT NULL DEFAULT pg_current_xact_id()
+    machines          text[] NOT NULL DEFAULT '{}'
 );
 
 -- Every reading a machine published, keyed on machine, metric and time.
@@ -122,11 +119,15 @@ BEGIN
     WHILE day <= last_day LOOP
         part := 'readings_' || to_char(day, 'YYYYMMDD');
         IF to_regclass(format('raw.%I', part)) IS NULL THEN
-            EXECUTE format(
-                'CREATE TABLE IF NOT EXISTS raw.%I PARTITION OF raw.readings '
-                'FOR VALUES FROM (%L) TO (%L)',
-                part, (day::timestamp AT TIME ZONE 'UTC'),
-                ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+            BEGIN
+                EXECUTE format(
+                    'CREATE TABLE IF NOT EXISTS raw.%I PARTITION OF raw.readings '
+                    'FOR VALUES FROM (%L) TO (%L)',
+                    part, (day::timestamp AT TIME ZONE 'UTC'),
+                    ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+            EXCEPTION WHEN duplicate_table OR unique_violation THEN
+                NULL;  -- a concurrent landing created it first
+            END;
         END IF;
         day := day + 1;
     END LOOP;

@@ -1,0 +1,98 @@
+"""Quarantined input: what was set aside and why, and re-driving it once the cause is fixed
+(for example after an unknown machine was registered)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg
+
+from enms_dagster.ingest.landing import land_batch, load_registry_view
+from enms_dagster.ingest.payload import parse_message
+
+
+@dataclass(frozen=True)
+class RedriveResult:
+    examined: int
+    landed: int
+    still_rejected: int
+    readings_inserted: int
+
+
+def summarize(conn: psycopg.Connection) -> list[tuple]:
+    """(source, reason, pending, re-driven, first received, last received) per reason."""
+    return conn.execute(
+        "SELECT source, reason, count(*) FILTER (WHERE redriven_at IS NULL), "
+        "count(*) FILTER (WHERE redriven_at IS NOT NULL), min(received_at), max(received_at) "
+        "FROM raw.quarantine GROUP BY source, reason ORDER BY source, reason"
+    ).fetchall()
+
+
+def pending_entries(
+    conn: psycopg.Connection, reason: str | None = None, limit: int = 20
+) -> list[tuple]:
+    """(id, received_at, source, topic, reason, detail, payload preview) of pending entries."""
+    return conn.execute(
+        "SELECT quarantine_id, received_at, source, topic, reason, detail, "
+        "convert_from(substring(payload FROM 1 FOR 120), 'SQL_ASCII') "
+        "FROM raw.quarantine WHERE redriven_at IS NULL AND (%s::text IS NULL OR reason = %s) "
+        "ORDER BY quarantine_id LIMIT %s",
+        (reason, reason, limit),
+    ).fetchall()
+
+
+def redrive(
+    conn: psycopg.Connection,
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+    chunk: int = 1000,
+) -> RedriveResult:
+    """Parse pending MQTT entries again with the current registry and land those that now pass.
+
+    An entry is marked re-driven when its whole message now parses cleanly; otherwise it stays
+    pending with one more attempt counted. Readings that had landed before are not duplicated.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    registry = load_registry_view(conn)
+    examined = landed = still = inserted = 0
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT quarantine_id, topic, payload FROM raw.quarantine "
+            "WHERE redriven_at IS NULL AND source = 'mqtt' AND quarantine_id > %s "
+            "AND (%s::text IS NULL OR reason = %s) ORDER BY quarantine_id LIMIT %s",
+            (after, reason, reason, chunk),
+        ).fetchall()
+        if not rows:
+            break
+        after = rows[-1][0]
+        examined += len(rows)
+        clean_ids, dirty_ids, readings = [], [], []
+        parsed_payloads: dict[tuple[str, bytes], bool] = {}
+        for quarantine_id, topic, payload in rows:
+            key = (topic, bytes(payload))
+            if key not in parsed_payloads:
+                parsed = parse_message(topic, bytes(payload), registry, now)
+                parsed_payloads[key] = not parsed.rejections
+                if not parsed.rejections:
+                    readings.extend(parsed.readings)
+            (clean_ids if parsed_payloads[key] else dirty_ids).append(quarantine_id)
+        with conn.transaction():
+            if clean_ids:
+                result = land_batch(conn, readings, (), source="redrive", messages=len(clean_ids))
+                inserted += result.inserted
+                conn.execute(
+                    "UPDATE raw.quarantine SET redriven_at = %s, redrive_batch_id = %s, "
+                    "redrive_attempts = redrive_attempts + 1 WHERE quarantine_id = ANY(%s)",
+                    (now, result.batch_id, clean_ids),
+                )
+            if dirty_ids:
+                conn.execute(
+                    "UPDATE raw.quarantine SET redrive_attempts = redrive_attempts + 1 "
+                    "WHERE quarantine_id = ANY(%s)",
+                    (dirty_ids,),
+                )
+        landed += len(clean_ids)
+        still += len(dirty_ids)
+    return RedriveResult(examined, landed, still, inserted)
