@@ -69,41 +69,73 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     with running_services(Settings.from_env()) as services:
         migrate(services.database_url)
-        run_ingestor(services.database_url, services.mqtt_url, client_id=args.client_id)
+        run_ingestor(
+            services.database_url,
+            services.mqtt_url,
+            client_id=args.client_id,
+            share_group=args.share_group,
+        )
+    return 0
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from enms_dagster.ingest.quarantine import pending_entries, redrive, summarize
+    from enms_dagster.services import running_services
+    from enms_dagster.warehouse import connect, migrate
+
+    with running_services(Settings.from_env()) as services:
+        migrate(services.database_url)
+        with connect(services.database_url, autocommit=True) as conn:
+            if args.action == "redrive":
+                r = redrive(conn, reason=args.reason)
+                print(
+                    f"re-drove {r.examined} entries: {r.landed} landed "
+                    f"({r.readings_inserted} new readings), {r.still_rejected} still rejected"
+                )
+            elif args.action == "list":
+                for qid, at, source, topic, reason, detail, preview in pending_entries(
+                    conn, args.reason, args.limit
+                ):
+                    print(f"#{qid} {at:%Y-%m-%d %H:%M:%S} {source} {topic} {reason}: {detail}")
+                    print(f"    {preview!r}")
+            else:
+                rows = summarize(conn)
+                if not rows:
+                    print("quarantine is empty")
+                print(f"{'source':<8} {'reason':<22} {'pending':>8} {'redriven':>9}  last seen")
+                for source, reason, pending, done, _, last in rows:
+                    print(f"{source:<8} {reason:<22} {pending:>8} {done:>9}  {last:%Y-%m-%d %H:%M}")
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    import datetime as dt
+    from enms_dagster.simulator.command import SimulateOptions, run_simulate
 
-    from enms_dagster.plant import load_plant
+    speed = 1.0 if args.realtime else args.speed
+    options = SimulateOptions(
+        plant_file=args.plant,
+        days=args.days,
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+        speed=speed,
+        direct=args.direct,
+        savings=tuple(args.saving),
+    )
+    if options.direct and speed is not None:
+        raise SystemExit("enms simulate: --direct backfills history; drop --speed/--realtime")
+    return run_simulate(Settings.from_env(), options)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from enms_dagster.ingest.csv_import import import_csv
     from enms_dagster.services import running_services
-    from enms_dagster.simulator.publish import print_progress, publish_simulation, run_realtime
+    from enms_dagster.warehouse import connect, migrate
 
-    settings = Settings.from_env()
-    plant = load_plant(args.plant or settings.plant_file)
-    with running_services(settings) as services:
-        if args.realtime:
-            print("publishing in real time (Ctrl-C stops)", flush=True)
-            try:
-                run_realtime(plant, services.mqtt_url, seed=args.seed)
-            except KeyboardInterrupt:
-                pass
-            return 0
-        end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-        start = end - dt.timedelta(days=args.days)
-        result = publish_simulation(
-            plant,
-            start,
-            end,
-            services.mqtt_url,
-            seed=args.seed,
-            progress=print_progress if sys.stderr.isatty() else None,
-        )
-        print(
-            f"\npublished {result.readings:,} readings in {result.messages:,} messages "
-            f"({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC) in {result.seconds:.0f} s"
-        )
+    with running_services(Settings.from_env()) as services:
+        migrate(services.database_url)
+        with connect(services.database_url, autocommit=True) as conn:
+            for path in args.files:
+                print(import_csv(conn, path, chunk_lines=args.chunk_lines).summary(), flush=True)
     return 0
 
 
@@ -163,20 +195,71 @@ def build_parser() -> argparse.ArgumentParser:
         description="Subscribes to enms/+/+/telemetry with QoS 1 on a persistent session and "
         "lands readings in raw.readings, acknowledging only after commit.",
     )
-    ingest.add_argument("--client-id", default="enms-ingestor")
+    ingest.add_argument(
+        "--client-id", default="enms-ingestor", help="fixed per ingestor: it names its session"
+    )
+    ingest.add_argument(
+        "--share-group",
+        help="join the shared subscription $share/GROUP/... so several ingestors split the load",
+    )
     ingest.set_defaults(func=_cmd_ingest)
+
+    quarantine = sub.add_parser(
+        "quarantine",
+        help="summarize, list or re-drive input that was set aside",
+        description="Input that could not be used is kept in raw.quarantine with its raw bytes "
+        "and reason. 'summary' counts it by reason, 'list' shows pending entries, 'redrive' "
+        "parses pending MQTT entries again (e.g. after registering a machine) and lands those "
+        "that now pass.",
+    )
+    quarantine.add_argument(
+        "action", nargs="?", choices=["summary", "list", "redrive"], default="summary"
+    )
+    quarantine.add_argument("--reason", help="only entries with this reason")
+    quarantine.add_argument("--limit", type=_positive_int, default=20, help="entries to list")
+    quarantine.set_defaults(func=_cmd_quarantine)
 
     simulate = sub.add_parser(
         "simulate",
         help="publish simulated telemetry of the plant over MQTT",
-        description="Backfills the last N days as fast as the broker takes them, or publishes "
-        "in real time with --realtime.",
+        description="Backfills the last N days as fast as the broker takes them (or straight "
+        "into the database with --direct), replays them faster than real time with --speed, or "
+        "publishes in real time with --realtime. Injected faults go to core.fault_labels.",
     )
     simulate.add_argument("--plant", help="plant file (default ENMS_PLANT_FILE or the reference)")
     simulate.add_argument("--days", type=_positive_int, default=1, help="days to backfill")
     simulate.add_argument("--seed", type=int, default=42)
-    simulate.add_argument("--realtime", action="store_true")
+    simulate.add_argument("--realtime", action="store_true", help="same as --speed 1")
+    simulate.add_argument(
+        "--speed",
+        type=float,
+        help="publish the last --days at N times real time, then carry on in real time",
+    )
+    simulate.add_argument(
+        "--fault-rate", type=float, default=0.0, help="injected faults per machine and week"
+    )
+    simulate.add_argument(
+        "--saving",
+        action="append",
+        default=[],
+        metavar="MACHINE:DATE:PERCENT",
+        help="an efficiency measure, e.g. CMP-01:2026-03-15:10 (repeatable)",
+    )
+    simulate.add_argument(
+        "--direct", action="store_true", help="land straight into the database (no broker)"
+    )
     simulate.set_defaults(func=_cmd_simulate)
+
+    imp = sub.add_parser(
+        "import",
+        help="import historical readings from CSV files",
+        description="Long CSV (ts,machine,metric,value) or wide (ts,machine,<metric>,...). "
+        "Naive timestamps are read in the site's time zone. Lands through the same path as "
+        "MQTT: importing a file again adds nothing; unusable lines go to raw.quarantine.",
+    )
+    imp.add_argument("files", nargs="+", help="CSV files")
+    imp.add_argument("--chunk-lines", type=_positive_int, default=50_000)
+    imp.set_defaults(func=_cmd_import)
     return parser
 
 

@@ -11,14 +11,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from enms_dagster.plant import Machine, Plant, Site
+from enms_dagster.simulator.calendar import (
+    PRECONDITION_S,
+    PREHEAT_S,
+    demand_wave,
+    line_schedule,
+    local_clock,
+    shift_bounds_s,
+    synoptic_anomaly,
+)
+from enms_dagster.simulator.faults import (
+    EfficiencyMeasure,
+    FaultLabel,
+    apply_sensor_faults,
+    conditions_for,
+    saving_for,
+)
 from enms_dagster.simulator.models import MODELS, Drivers, outdoor_temperature
+
+PRODUCTION_TYPES = ("conveyor_motor", "hydraulic_pump", "injection_moulding")
 
 STATE_NAMES = np.array(["off", "idle", "running"])
 UTC = dt.UTC
@@ -60,19 +78,43 @@ def _grid(start: dt.datetime, end: dt.datetime, interval_s: int) -> np.ndarray:
     return np.arange(first, int(end.timestamp()), interval_s, dtype=np.int64)
 
 
-def _site_drivers(site: Site, ts: np.ndarray, seed: int) -> Drivers:
-    local = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True)).tz_convert(site.timezone)
-    seconds = (local.hour * 3600 + local.minute * 60 + local.second).to_numpy(dtype=float)
-    working_day = np.isin(local.day_of_week, site.shift.weekdays) & ~np.isin(
-        local.date, list(site.holidays)
+def _production_lines(plant: Plant, site_id: str) -> list[str]:
+    return sorted(
+        {
+            m.line
+            for m in plant.machines.values()
+            if m.site_id == site_id and m.line and m.machine_type in PRODUCTION_TYPES
+        }
     )
-    start_s = site.shift.start.hour * 3600 + site.shift.start.minute * 60
-    end_s = site.shift.end.hour * 3600 + site.shift.end.minute * 60
-    producing = working_day & (seconds >= start_s) & (seconds < end_s)
+
+
+def _drivers(plant: Plant, machine: Machine, ts: np.ndarray, seed: int) -> Drivers:
+    """What the calendar, the line and the weather say to one machine at each sample."""
+    site = plant.sites[machine.site_id]
+    seconds, local_day, working = local_clock(site, ts)
+    start_s, end_s = shift_bounds_s(site)
+    producing = working & (seconds >= start_s) & (seconds < end_s)
+    lines = _production_lines(plant, site.site_id)
+    line_active = product_rate = air_use = wave = None
+    if machine.line in lines:
+        changeover, product_rate = line_schedule(site, machine.line, seconds, local_day, seed)
+        line_active = producing & ~changeover
+    if machine.machine_type == "compressor":
+        running = [
+            producing & ~line_schedule(site, ln, seconds, local_day, seed)[0] for ln in lines
+        ]
+        air_use = np.mean(running, axis=0) if running else producing.astype(float)
+        wave = demand_wave(site, ts, seed)
     return Drivers(
-        producing=np.asarray(producing),
+        producing=producing,
         outdoor_temperature_c=_weather(site, ts, seed),
         seconds_of_day=seconds,
+        line_active=line_active,
+        product_rate=product_rate,
+        occupied=working & (seconds >= start_s - PRECONDITION_S) & (seconds < end_s),
+        preheat=working & (seconds >= start_s - PREHEAT_S) & (seconds < start_s),
+        air_use=air_use,
+        demand_wave=wave,
     )
 
 
@@ -91,7 +133,7 @@ def _weather(site: Site, ts: np.ndarray, seed: int) -> np.ndarray:
             site.timezone
         )
         seconds = (local.hour * 3600 + local.minute * 60).to_numpy(dtype=float)
-        temps = outdoor_temperature(doy, seconds, rng)
+        temps = outdoor_temperature(doy, seconds, rng) + synoptic_anomaly(site, minutes, seed)
         mask = days == day
         out[mask] = np.interp(ts[mask], minutes, temps)
     return out
@@ -105,11 +147,16 @@ def simulate(
     machine_ids: list[str] | None = None,
     truth: SimulationTruth | None = None,
     counters: dict[str, dict[str, float]] | None = None,
+    *,
+    faults: Sequence[FaultLabel] = (),
+    measures: Sequence[EfficiencyMeasure] = (),
 ) -> Iterator[MachineSeries]:
     """Yield each simulated machine's samples over [start, end), one UTC day chunk at a time.
 
     ``counters`` carries the energy and parts counters from one call to the next (a long-running
     simulator passes the same dict every day); without it they start from each machine's offset.
+    ``faults`` (from ``plan_faults``) and ``measures`` change the machines they name; ``truth``
+    always counts the energy the machines really drew.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("simulation window needs time-zone-aware start and end")
@@ -132,7 +179,16 @@ def simulate(
         chunk_start, chunk_end = max(day, start), min(day + dt.timedelta(days=1), end)
         for machine in machines:
             series = _simulate_chunk(
-                plant, machine, chunk_start, chunk_end, seed, energy, parts, truth
+                plant,
+                machine,
+                chunk_start,
+                chunk_end,
+                seed,
+                energy,
+                parts,
+                truth,
+                [f for f in faults if f.machine_id == machine.machine_id],
+                [m for m in measures if m.machine_id == machine.machine_id],
             )
             if len(series.ts):
                 yield series
@@ -148,6 +204,8 @@ def _simulate_chunk(
     counters: dict[str, float],
     parts: dict[str, float],
     truth: SimulationTruth | None,
+    faults: Sequence[FaultLabel] = (),
+    measures: Sequence[EfficiencyMeasure] = (),
 ) -> MachineSeries:
     site = plant.sites[machine.site_id]
     interval = plant.machine_types[machine.machine_type].sample_interval_s or 60
@@ -158,16 +216,25 @@ def _simulate_chunk(
     day_number = int(start.timestamp()) // 86400
     rng = np.random.default_rng([seed, _stable_id(machine.machine_id), day_number])
     trace = MODELS[machine.machine_type](
-        machine.rated_power_kw or 10.0, float(interval), _site_drivers(site, ts, seed), rng
+        machine.rated_power_kw or 10.0,
+        float(interval),
+        _drivers(plant, machine, ts, seed),
+        rng,
+        conditions_for(faults, ts),
     )
-    power = np.round(trace.power_kw, 4)
+    power = trace.power_kw
+    if measures:
+        power = power * (1 - saving_for(measures, ts))
+    power = np.round(power, 4)
     energy = power * interval / 3600.0
     counter = counters[machine.machine_id] + np.cumsum(energy)
-    if len(counter):
-        counters[machine.machine_id] = float(counter[-1])
     if truth is not None:
         truth.add(machine.machine_id, float(energy.sum()), len(ts))
     metrics = {"power_kw": power, "energy_kwh_total": counter}
+    if faults:
+        apply_sensor_faults(faults, ts, metrics)
+    if len(counter):
+        counters[machine.machine_id] = float(metrics["energy_kwh_total"][-1])
     for name, values in trace.extras.items():
         if name == "parts_total":
             values = parts[machine.machine_id] + values
