@@ -2,19 +2,33 @@
 
 import dagster as dg
 
-from enms_dagster.assets.hourly import hourly_energy, hourly_energy_not_negative
+from enms_dagster.assets.drivers import hourly_drivers
+from enms_dagster.assets.hourly import hourly_energy, hourly_energy_checks, raw_readings_checks
 from enms_dagster.assets.marts import kpi_daily
 from enms_dagster.assets.plant import plant_registry
-from enms_dagster.assets.raw import raw_readings
-from enms_dagster.jobs import daily_energy_schedule, energy_job
+from enms_dagster.assets.raw import ingestor_alive, raw_readings
+from enms_dagster.assets.retention import raw_retention_log
+from enms_dagster.jobs import (
+    daily_energy_schedule,
+    daily_retention_schedule,
+    energy_job,
+    retention_job,
+)
 from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.sensors.raw_readings import raw_readings_sensor
 
 defs = dg.Definitions(
-    assets=[plant_registry, raw_readings, hourly_energy, kpi_daily],
-    asset_checks=[hourly_energy_not_negative],
-    jobs=[energy_job],
-    schedules=[daily_energy_schedule],
+    assets=[
+        plant_registry,
+        raw_readings,
+        hourly_energy,
+        hourly_drivers,
+        kpi_daily,
+        raw_retention_log,
+    ],
+    asset_checks=[*raw_readings_checks, *hourly_energy_checks, ingestor_alive],
+    jobs=[energy_job, retention_job],
+    schedules=[daily_energy_schedule, daily_retention_schedule],
     sensors=[raw_readings_sensor],
     resources={
         "warehouse": WarehouseResource(database_url=dg.EnvVar("ENMS_DATABASE_URL")),

@@ -12,10 +12,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from enms_dagster.assets.hourly import hourly_energy, hourly_energy_not_negative
-from enms_dagster.assets.marts import kpi_daily
 from enms_dagster.assets.plant import plant_registry
-from enms_dagster.assets.raw import raw_readings
+from enms_dagster.definitions import defs
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
@@ -106,9 +104,8 @@ def materialize_days(
     if isinstance(result, dg.SensorResult):
         for event in result.asset_events:
             instance.report_runless_asset_event(event)
-    return dg.materialize(
-        [raw_readings, hourly_energy, hourly_energy_not_negative, kpi_daily],
-        selection=dg.AssetSelection.assets("hourly_energy", "kpi_daily"),
+
+    return defs.resolve_job_def("energy_job").execute_in_process(
         instance=instance,
         resources=resources,
         run_config=QUIET_RUN,
@@ -180,7 +177,7 @@ def run_demo(days: int = 1, seed: int = 42, settings: Settings | None = None) ->
             f"{stats.readings_duplicate:,} already there, {stats.quarantined} quarantined"
         )
         run = materialize_days(instance, resources, first, last, cursor)
-        say(f"dagster:    run {run.run_id[:8]} materialized hourly_energy and kpi_daily")
+        say(f"dagster:    run {run.run_id[:8]} materialized energy_job for those days")
 
         rows = energy_table(services.database_url, first, last)
         truth = published.truth.energy_kwh

@@ -4,8 +4,21 @@ import dagster as dg
 
 energy_job = dg.define_asset_job(
     "energy_job",
-    selection=dg.AssetSelection.assets("hourly_energy", "kpi_daily"),
-    description="Hourly energy and the daily KPI mart for one day (or a range, in one run).",
+    selection=dg.AssetSelection.assets("hourly_energy", "hourly_drivers", "kpi_daily")
+    | dg.AssetSelection.checks(
+        *(
+            dg.AssetCheckKey(dg.AssetKey("raw_readings"), name)
+            for name in (
+                "raw_readings_in_physical_range",
+                "raw_readings_not_in_future",
+                "raw_readings_counters_monotonic",
+            )
+        )
+    ),
+    description=(
+        "Hourly energy, drivers and the daily KPI mart for one day (or a range, in one run), "
+        "with the checks on the day's raw readings."
+    ),
 )
 
 daily_energy_schedule = dg.build_schedule_from_partitioned_job(
@@ -16,5 +29,21 @@ daily_energy_schedule = dg.build_schedule_from_partitioned_job(
         "Recomputes yesterday's hourly energy and KPIs at 01:15 plant time, after late readings "
         "had an hour to arrive. Stopped by default: the MQTT sensor already reacts to new data; "
         "start it where readings arrive in bulk (imports) rather than continuously."
+    ),
+)
+
+retention_job = dg.define_asset_job(
+    "retention_job",
+    selection=dg.AssetSelection.assets("raw_retention_log"),
+    description="Drops raw readings past their age where hourly energy is computed and checked.",
+)
+
+daily_retention_schedule = dg.ScheduleDefinition(
+    job=retention_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="Europe/Berlin",
+    description=(
+        "Drops expired raw days at 03:30 plant time. Stopped by default: dropping data is a "
+        "decision for whoever runs the plant; start it once the retention age is set."
     ),
 )

@@ -18,14 +18,87 @@ def _sql(name: str) -> str:
     return (TRANSFORMS_DIR / f"{name}.sql").read_text()
 
 
-def rebuild_hourly_energy(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> int:
-    """Recompute ``core.hourly_energy`` for the hours in [start, end); return rows written."""
+# Power samples further apart than this are not bridged by power integration (a gap, not a step).
+MAX_POWER_GAP_S = 900
+# Sorts and hashes of one day stay in memory (the default 4 MB spills them to disk); JIT is off
+# because compiling a plan over dozens of daily partitions costs seconds and saves nothing here.
+TRANSFORM_SETTINGS = {"work_mem": "64MB", "jit": "off", "enable_bitmapscan": "off"}
+# Degree-hour bases stored with the drivers; baselines derive any other base from the mean.
+HEATING_BASE_C = 18.0
+COOLING_BASE_C = 18.0
+
+
+def rebuild_hourly_energy(
+    conn: psycopg.Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    max_gap_s: float = MAX_POWER_GAP_S,
+) -> int:
+    """Recompute ``core.hourly_energy`` for the hours in [start, end) from the readings in
+    (start, end] (and the last reading before start); return rows written. Conventions are in
+    ``sql/transforms/hourly_energy.sql``."""
     with conn.transaction():
+        _apply_settings(conn)
         conn.execute(
             "DELETE FROM core.hourly_energy WHERE hour_start >= %s AND hour_start < %s",
             (start, end),
         )
-        return conn.execute(_sql("hourly_energy"), {"start": start, "end": end}).rowcount
+        rows = conn.execute(
+            _sql("hourly_energy"), {"start": start, "end": end, "max_gap_s": float(max_gap_s)}
+        ).rowcount
+        _record_partition_run(conn, "hourly_energy", start, end)
+        return rows
+
+
+def _record_partition_run(
+    conn: psycopg.Connection, asset: str, start: dt.datetime, end: dt.datetime
+) -> None:
+    """Note the local days just rebuilt and forget their earlier check results: retention drops
+    raw data only for days computed and then checked."""
+    conn.execute(
+        "INSERT INTO core.partition_runs (asset, local_date, rows) "
+        "SELECT %(asset)s, local_date, count(*) FROM core.hourly_energy "
+        "WHERE hour_start >= %(start)s AND hour_start < %(end)s GROUP BY local_date "
+        "ON CONFLICT (asset, local_date) DO UPDATE SET "
+        "materialized_at = now(), rows = EXCLUDED.rows",
+        {"asset": asset, "start": start, "end": end},
+    )
+    conn.execute(
+        "DELETE FROM core.check_results WHERE local_date IN ("
+        "SELECT DISTINCT local_date FROM core.hourly_energy "
+        "WHERE hour_start >= %(start)s AND hour_start < %(end)s)",
+        {"start": start, "end": end},
+    )
+
+
+def _apply_settings(conn: psycopg.Connection) -> None:
+    """Session settings for the current transaction only (SET LOCAL)."""
+    for name, value in TRANSFORM_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def rebuild_hourly_drivers(
+    conn: psycopg.Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    heating_base_c: float = HEATING_BASE_C,
+    cooling_base_c: float = COOLING_BASE_C,
+) -> int:
+    """Recompute ``core.hourly_drivers`` (weather, production, calendar per site and hour) for
+    the hours in [start, end); reads ``core.hourly_energy`` for the same hours."""
+    params = {
+        "start": start,
+        "end": end,
+        "heating_base_c": float(heating_base_c),
+        "cooling_base_c": float(cooling_base_c),
+    }
+    with conn.transaction():
+        _apply_settings(conn)
+        conn.execute(
+            "DELETE FROM core.hourly_drivers WHERE hour_start >= %s AND hour_start < %s",
+            (start, end),
+        )
+        return conn.execute(_sql("hourly_drivers"), params).rowcount
 
 
 def rebuild_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.date) -> int:
@@ -35,11 +108,3 @@ def rebuild_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.date) -
             "DELETE FROM marts.kpi_daily WHERE local_date BETWEEN %s AND %s", (first, last)
         )
         return conn.execute(_sql("kpi_daily"), {"first_date": first, "last_date": last}).rowcount
-
-
-def negative_energy_hours(conn: psycopg.Connection) -> list[tuple[str, dt.datetime, float]]:
-    """Machine-hours with negative kWh: there must be none."""
-    return conn.execute(
-        "SELECT machine_id, hour_start, energy_kwh FROM core.hourly_energy "
-        "WHERE energy_kwh < 0 ORDER BY machine_id, hour_start"
-    ).fetchall()

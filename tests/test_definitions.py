@@ -35,7 +35,14 @@ def test_dagster_cli_validates_the_code_location():
 def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"plant_registry", "raw_readings", "hourly_energy", "kpi_daily"}
+    assert keys == {
+        "plant_registry",
+        "raw_readings",
+        "hourly_energy",
+        "hourly_drivers",
+        "kpi_daily",
+        "raw_retention_log",
+    }
     assert graph.get(dg.AssetKey("kpi_daily")).parent_keys == {dg.AssetKey("hourly_energy")}
     assert graph.get(dg.AssetKey("hourly_energy")).parent_keys == {dg.AssetKey("raw_readings")}
     assert not graph.get(dg.AssetKey("raw_readings")).is_materializable  # landed by the ingestor

@@ -1,11 +1,15 @@
-"""Hourly energy per machine, computed in PostgreSQL a local day (or a range of days) at a time."""
+"""Hourly energy per machine, computed in PostgreSQL a local day (or a range of days) at a time,
+and the Great Expectations checks on it and on the raw readings it is computed from."""
+
+import datetime as dt
 
 import dagster as dg
 
+from enms_dagster import quality
 from enms_dagster.charts import markdown_table
-from enms_dagster.partitions import daily_partitions
+from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import negative_energy_hours, rebuild_hourly_energy
+from enms_dagster.transforms import rebuild_hourly_energy
 
 
 @dg.asset(
@@ -18,12 +22,14 @@ from enms_dagster.transforms import negative_energy_hours, rebuild_hourly_energy
 def hourly_energy(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """core.hourly_energy: kWh, average, maximum and 15-minute peak kW per machine and hour."""
+    """core.hourly_energy: kWh (counter, interval or power), average, maximum and 15-minute
+    peak kW, running / idle / off hours, idle kWh, parts and completeness per machine and hour."""
     window = context.partition_time_window
     with warehouse.connect() as conn:
         rows = rebuild_hourly_energy(conn, window.start, window.end)
         methods = conn.execute(
-            "SELECT energy_method, count(DISTINCT machine_id), count(*) FROM core.hourly_energy "
+            "SELECT energy_method, count(DISTINCT machine_id), count(*), "
+            "round(avg(completeness)::numeric, 3) FROM core.hourly_energy "
             "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
             (window.start, window.end),
         ).fetchall()
@@ -33,26 +39,153 @@ def hourly_energy(
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
             "energy_methods": dg.MetadataValue.md(
-                markdown_table(["method", "machines", "machine-hours"], methods)
+                markdown_table(
+                    ["method", "machines", "machine-hours", "mean completeness"], methods
+                )
             ),
         }
     )
 
 
-@dg.asset_check(asset=hourly_energy, blocking=True)
-def hourly_energy_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """No machine-hour may have negative kWh; the marts wait until this holds. It scans the whole
-    table (a few hundred thousand rows a year), so a bad hour anywhere keeps failing until fixed."""
+def _window_days(window: dg.TimeWindow) -> list[dt.date]:
+    days, day = [], window.start.date()
+    while day < window.end.date():
+        days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
+
+def _result(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    asset: str,
+    check_name: str,
+    outcome: quality.CheckOutcome,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
+    """Record the outcome per day for retention and turn it into a check result whose metadata
+    says what failed, where and how many rows."""
+    window = context.partition_time_window
     with warehouse.connect() as conn:
-        bad = negative_energy_hours(conn)
+        quality.record_check_outcome(conn, asset, check_name, _window_days(window), outcome)
     return dg.AssetCheckResult(
-        passed=not bad,
+        passed=outcome.passed,
+        severity=severity,
         metadata={
-            "negative_hours": len(bad),
+            "expectation": outcome.expectation,
+            "checked_rows": outcome.checked_rows,
+            "failed_rows": outcome.failed_rows,
+            "failed_days": sorted(d.isoformat() for d in outcome.failed_dates),
+            "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
             "examples": dg.MetadataValue.md(
                 markdown_table(
-                    ["machine", "hour", "kWh"], [(m, h.isoformat(), e) for m, h, e in bad[:10]]
+                    list(outcome.examples[0]), [tuple(e.values()) for e in outcome.examples]
                 )
+                if outcome.examples
+                else "none"
             ),
         },
     )
+
+
+@dg.asset_check(asset=hourly_energy, blocking=True, partitions_def=daily_partitions)
+def hourly_energy_not_negative(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """No machine-hour of the window has negative kWh; blocking: the marts wait until it holds."""
+    window = context.partition_time_window
+    with warehouse.connect() as conn:
+        outcome = quality.check_hourly_energy_not_negative(conn, window.start, window.end)
+    return _result(context, warehouse, "hourly_energy", "hourly_energy_not_negative", outcome)
+
+
+@dg.asset_check(asset=hourly_energy, partitions_def=daily_partitions)
+def hourly_energy_counter_matches_power(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Counter kWh agree with integrated power within max(0.05 kWh, 2 %) per machine-hour."""
+    window = context.partition_time_window
+    with warehouse.connect() as conn:
+        outcome = quality.check_counter_matches_power(conn, window.start, window.end)
+    return _result(
+        context, warehouse, "hourly_energy", "hourly_energy_counter_matches_power", outcome
+    )
+
+
+@dg.asset_check(asset=hourly_energy, partitions_def=daily_partitions)
+def hourly_energy_complete(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Machine-hours with under 90 % of their expected samples (a warning, not an error)."""
+    window = context.partition_time_window
+    with warehouse.connect() as conn:
+        outcome = quality.check_hourly_completeness(conn, window.start, window.end)
+    return _result(
+        context,
+        warehouse,
+        "hourly_energy",
+        "hourly_energy_complete",
+        outcome,
+        dg.AssetCheckSeverity.WARN,
+    )
+
+
+@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
+def raw_readings_in_physical_range(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Every reading of the day lies inside its metric's min/max in core.metrics."""
+    window = context.partition_time_window
+    with warehouse.connect() as conn:
+        outcome = quality.check_raw_values_in_range(conn, window.start, window.end, PLANT_TIMEZONE)
+    return _result(context, warehouse, "raw_readings", "raw_readings_in_physical_range", outcome)
+
+
+@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
+def raw_readings_not_in_future(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """No reading anywhere is stamped after now (5 minutes of clock skew allowed)."""
+    with warehouse.connect() as conn:
+        outcome = quality.check_raw_no_future_readings(
+            conn, dt.datetime.now(dt.UTC), PLANT_TIMEZONE
+        )
+    return _result(context, warehouse, "raw_readings", "raw_readings_not_in_future", outcome)
+
+
+@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
+def raw_readings_counters_monotonic(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Counters only step back at a rollover or a reset recorded in core.counter_resets
+    (a warning: hourly_energy already reads an unrecorded drop as a reset)."""
+    window = context.partition_time_window
+    with warehouse.connect() as conn:
+        outcome = quality.check_raw_counters_monotonic(
+            conn, window.start, window.end, PLANT_TIMEZONE
+        )
+    return _result(
+        context,
+        warehouse,
+        "raw_readings",
+        "raw_readings_counters_monotonic",
+        outcome,
+        dg.AssetCheckSeverity.WARN,
+    )
+
+
+hourly_energy_checks = [
+    hourly_energy_not_negative,
+    hourly_energy_counter_matches_power,
+    hourly_energy_complete,
+]
+raw_readings_checks = [
+    raw_readings_in_physical_range,
+    raw_readings_not_in_future,
+    raw_readings_counters_monotonic,
+]
+# Checks whose failure on a day keeps that day's raw readings from retention.
+RETENTION_REQUIRES = {
+    "hourly_energy": ("hourly_energy_not_negative", "hourly_energy_counter_matches_power"),
+    "raw_readings": ("raw_readings_in_physical_range", "raw_readings_not_in_future"),
+}

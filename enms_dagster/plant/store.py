@@ -20,6 +20,7 @@ def save_plant(conn: psycopg.Connection, plant: Plant) -> dict[str, int]:
             "commissioned_on = EXCLUDED.commissioned_on",
             [(s.site_id, s.name, s.timezone, s.commissioned_on) for s in plant.sites.values()],
         )
+        _save_site_calendars(cur, plant)
         cur.executemany(
             "INSERT INTO core.machine_types (machine_type, description, sample_interval_s) "
             "VALUES (%s, %s, %s) ON CONFLICT (machine_type) DO UPDATE SET "
@@ -94,3 +95,21 @@ def save_plant(conn: psycopg.Connection, plant: Plant) -> dict[str, int]:
         "tariffs": len(tariffs),
         "emission_factors": len(factors),
     }
+
+
+def _save_site_calendars(cur: psycopg.Cursor, plant: Plant) -> None:
+    """Shift pattern and holidays of each site (core.sites, core.site_holidays): the hourly
+    drivers read the calendar from the warehouse. A site's holidays are replaced as a whole."""
+    cur.executemany(
+        "UPDATE core.sites SET shift_weekdays = %s, shift_start = %s, shift_end = %s "
+        "WHERE site_id = %s",
+        [
+            (list(s.shift.weekdays), s.shift.start, s.shift.end, s.site_id)
+            for s in plant.sites.values()
+        ],
+    )
+    cur.execute("DELETE FROM core.site_holidays WHERE site_id = ANY(%s)", (list(plant.sites),))
+    cur.executemany(
+        "INSERT INTO core.site_holidays (site_id, holiday) VALUES (%s, %s)",
+        [(s.site_id, day) for s in plant.sites.values() for day in sorted(s.holidays)],
+    )
