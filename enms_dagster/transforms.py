@@ -7,6 +7,7 @@ import datetime as dt
 from functools import cache
 
 import psycopg
+from psycopg import sql
 
 from enms_dagster.settings import REPO_DIR
 
@@ -38,6 +39,7 @@ def rebuild_hourly_energy(
     (start, end] (and the last reading before start); return rows written. Conventions are in
     ``sql/transforms/hourly_energy.sql``."""
     with conn.transaction():
+        analyze_stale_readings(conn)
         _apply_settings(conn)
         conn.execute(
             "DELETE FROM core.hourly_energy WHERE hour_start >= %s AND hour_start < %s",
@@ -48,6 +50,27 @@ def rebuild_hourly_energy(
         ).rowcount
         _record_partition_run(conn, "hourly_energy", start, end)
         return rows
+
+
+def analyze_stale_readings(conn: psycopg.Connection) -> list[str]:
+    """ANALYZE the raw.readings partitions (or chunks) never analyzed or much changed since.
+
+    A day landed a minute ago has no statistics until autovacuum gets to it, and the planner
+    then guesses a handful of rows and picks nested loops: the hourly transform once took
+    400 s instead of 1.5 s that way. Analyzing one day's partition takes a fraction of a second.
+    """
+    stale = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_stat_user_tables s ON s.relid = c.oid "
+        "WHERE i.inhparent = 'raw.readings'::regclass "
+        "AND ((s.last_analyze IS NULL AND s.last_autoanalyze IS NULL) "
+        "     OR s.n_mod_since_analyze > 0.2 * greatest(s.n_live_tup, 1000))"
+    ).fetchall()
+    for schema, table in stale:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
+    return [f"{schema}.{table}" for schema, table in stale]
 
 
 def _record_partition_run(

@@ -291,3 +291,13 @@ def test_late_readings_for_an_old_day_change_that_day_only(warehouse):
     assert samples == 4
     rebuild_hourly_energy(warehouse, day2_start, day2_end)
     assert day_rows(warehouse, "MTR-01", day2_start, day2_end) == day2
+
+
+def test_freshly_landed_days_get_planner_statistics_before_the_transform(warehouse):
+    from enms_dagster.transforms import analyze_stale_readings
+
+    rows = [("HYD-01", "power_kw", at(seconds=30 * i), 6.0) for i in range(200)]
+    land_batch(warehouse, rows, source="test", messages=1)
+    analyzed = analyze_stale_readings(warehouse)
+    assert "raw.readings_20260310" in analyzed  # the day just landed had none
+    assert analyze_stale_readings(warehouse) == []  # and now it has them
