@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("amqtt", "transitions"):
+    for noisy in ("amqtt", "transitions", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not args.verbose:
         warnings.filterwarnings("ignore", module="dagster")

@@ -10,6 +10,7 @@ checks in ``enms_dagster/assets/hourly.py`` wrap these and record the outcome pe
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +46,8 @@ def _batch_definition():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    # GX sets this module's logger to INFO at import and announces every ephemeral context
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas("enms_quality")
