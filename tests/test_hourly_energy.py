@@ -296,8 +296,9 @@ def test_late_readings_for_an_old_day_change_that_day_only(warehouse):
 def test_freshly_landed_days_get_planner_statistics_before_the_transform(warehouse):
     from enms_dagster.transforms import analyze_stale_readings
 
-    rows = [("HYD-01", "power_kw", at(seconds=30 * i), 6.0) for i in range(200)]
+    day = dt.datetime(2027, 7, 15, 12, tzinfo=dt.UTC)  # a day no other test lands on
+    rows = [("HYD-01", "power_kw", day + dt.timedelta(seconds=30 * i), 6.0) for i in range(200)]
     land_batch(warehouse, rows, source="test", messages=1)
     analyzed = analyze_stale_readings(warehouse)
-    assert "raw.readings_20260310" in analyzed  # the day just landed had none
+    assert "raw.readings_20270715" in analyzed  # the day just landed had no statistics
     assert analyze_stale_readings(warehouse) == []  # and now it has them
