@@ -14,18 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def bar_chart_markdown(labels: list[str], values: list[float], title: str, unit: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(labels) + 1.0), dpi=80)
-    try:
-        ax.barh(labels[::-1], values[::-1], color="#3b7dd8")
-        ax.set_xlabel(unit)
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(labelsize=8)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    encoded = base64.b64encode(buf.getvalue()).decode()
-    return f"![{title}](data:image/png;base64,{encoded})"
+    ax.barh(labels[::-1], values[::-1], color="#3b7dd8")
+    ax.set_xlabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=8)
+    return _png_markdown(fig, title)
 
 
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
@@ -35,3 +28,53 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _png_markdown(fig, title: str) -> str:
+    """The figure as a Markdown image with a base64 PNG ``data:`` URL; closes the figure."""
+    try:
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    encoded = base64.b64encode(buf.getvalue()).decode()
+    return f"![{title}](data:image/png;base64,{encoded})"
+
+
+def actual_vs_expected_markdown(
+    x: list, actual: list[float], expected: list[float], title: str
+) -> str:
+    """Two panels: actual and model-expected energy over time, and the residuals below."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7, 3.6), dpi=80, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    top.plot(x, actual, color="#3b7dd8", lw=1.2, label="actual")
+    top.plot(x, expected, color="#e07b39", lw=1.0, ls="--", label="expected (baseline)")
+    top.set_ylabel("kWh")
+    top.legend(fontsize=7, loc="upper right")
+    top.set_title(title, fontsize=10)
+    residuals = [a - e for a, e in zip(actual, expected, strict=True)]
+    bottom.bar(x, residuals, color="#888888", width=0.8)
+    bottom.axhline(0, color="black", lw=0.6)
+    bottom.set_ylabel("actual − expected", fontsize=7)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=7)
+    fig.autofmt_xdate()
+    return _png_markdown(fig, title)
+
+
+def cusum_markdown(x: list, cusum: list[float], band: list[float], title: str) -> str:
+    """CUSUM of savings with its uncertainty band (± band)."""
+    fig, ax = plt.subplots(figsize=(7, 2.6), dpi=80)
+    low = [c - u for c, u in zip(cusum, band, strict=True)]
+    high = [c + u for c, u in zip(cusum, band, strict=True)]
+    ax.fill_between(x, low, high, color="#3b7dd8", alpha=0.2, label="68 % uncertainty")
+    ax.plot(x, cusum, color="#3b7dd8", lw=1.4, label="CUSUM of savings")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("kWh saved")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return _png_markdown(fig, title)

@@ -47,3 +47,26 @@ daily_retention_schedule = dg.ScheduleDefinition(
         "decision for whoever runs the plant; start it once the retention age is set."
     ),
 )
+
+baseline_job = dg.define_asset_job(
+    "baseline_job",
+    selection=dg.AssetSelection.assets("energy_baselines", "energy_performance"),
+    description=(
+        "Fits the energy baselines (a new version per machine, site and resolution; valid ones "
+        "become active) and recomputes EnPI, savings and CUSUM against them."
+    ),
+)
+
+weekly_baseline_schedule = dg.ScheduleDefinition(
+    name="weekly_baseline_schedule",
+    job=baseline_job,
+    cron_schedule="0 4 * * 1",
+    execution_timezone="Europe/Berlin",
+    run_config=dg.RunConfig(ops={"energy_baselines": {"config": {"reason": "weekly re-fit"}}}),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Re-fits every baseline on Monday at 04:00 plant time, after the week's hourly energy "
+        "is in. Running by default: a re-fit only adds versions; the active model changes only "
+        "to a valid one, and the old versions stay in marts.baseline_models."
+    ),
+)

@@ -191,3 +191,45 @@ def land_simulated(services: TestServices, plant, start, end, seed: int = 42):
         ingestor.stop()
         drop_mqtt_session(services.mqtt_url, client_id)
     return result, ingestor.stats
+
+
+COARSE_PLANT = TESTS_DIR / "data" / "coarse_plant.yaml"
+
+
+@dataclass(frozen=True)
+class History:
+    """Months of simulated history, landed and aggregated to the hourly layer."""
+
+    database_url: str
+    plant: object
+    start: object  # first UTC instant (local midnight of the first day)
+    days: int
+    measures: tuple
+    seed: int
+
+
+@pytest.fixture(scope="session")
+def baseline_history(tmp_path_factory) -> Iterator[History]:
+    """90 local days (Mon 2026-01-05 ..) of the coarse plant, fault-free, with one efficiency
+    measure: IMM-01 draws 10 % less power from day 61 on. Landed through ``land_batch`` and
+    aggregated by the hourly transforms, as the platform does."""
+    import datetime as dt
+
+    from enms_dagster.simulator.backfill import backfill_direct
+    from enms_dagster.simulator.faults import EfficiencyMeasure
+    from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
+
+    plant = load_plant(COARSE_PLANT)
+    start = dt.datetime(2026, 1, 4, 23, tzinfo=dt.UTC)  # 2026-01-05 00:00 Europe/Berlin
+    days = 90
+    end = start + dt.timedelta(days=days)
+    measures = (EfficiencyMeasure("IMM-01", start + dt.timedelta(days=60), 0.10, "servo drive"),)
+    # a database of its own: other tests empty the shared ones
+    with _services("local", tmp_path_factory.mktemp("state-history")) as services:
+        with connect(services.database_url, autocommit=True) as conn:
+            save_plant(conn, plant)
+        backfill_direct(plant, start, end, services.database_url, seed=11, measures=measures)
+        with connect(services.database_url, autocommit=True) as conn:
+            rebuild_hourly_energy(conn, start, end)
+            rebuild_hourly_drivers(conn, start, end)
+        yield History(services.database_url, plant, start, days, measures, 11)

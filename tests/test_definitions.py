@@ -41,6 +41,8 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
         "hourly_energy",
         "hourly_drivers",
         "kpi_daily",
+        "energy_baselines",
+        "energy_performance",
         "raw_retention_log",
     }
     assert graph.get(dg.AssetKey("kpi_daily")).parent_keys == {dg.AssetKey("hourly_energy")}

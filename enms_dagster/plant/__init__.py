@@ -31,6 +31,16 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class BaselineSettings:
+    """A machine's or site's ``baseline:`` entry: candidate drivers and the baseline period
+    (local dates, inclusive). Unset fields take the defaults of ``enms_dagster.baselines``."""
+
+    drivers: tuple[str, ...] | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+@dataclass(frozen=True)
 class Site:
     site_id: str
     name: str
@@ -40,6 +50,7 @@ class Site:
     holidays: frozenset[dt.date] = frozenset()
     tariffs: tuple[dict[str, Any], ...] = ()
     emission_factors: tuple[dict[str, Any], ...] = ()
+    baseline: BaselineSettings = BaselineSettings()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -72,6 +83,7 @@ class Machine:
     line: str | None = None
     rated_power_kw: float | None = None
     energy_source: str = "electricity"
+    baseline: BaselineSettings = BaselineSettings()
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,25 @@ def _date(value: Any, where: str) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         raise PlantFileError(f"{where}: {value!r} is not a date like 2025-01-01") from exc
+
+
+def _baseline(entry: dict, where: str) -> BaselineSettings:
+    spec = entry.get("baseline") or {}
+    if not isinstance(spec, dict):
+        raise PlantFileError(f"{where}: baseline must be a mapping with drivers, start, end")
+    unknown = sorted(set(spec) - {"drivers", "start", "end"})
+    if unknown:
+        raise PlantFileError(f"{where}: unknown baseline fields {unknown} (drivers, start, end)")
+    drivers = spec.get("drivers")
+    if drivers is not None and not (
+        isinstance(drivers, list) and all(isinstance(d, str) for d in drivers)
+    ):
+        raise PlantFileError(f"{where}: baseline.drivers must be a list of driver names")
+    return BaselineSettings(
+        drivers=tuple(drivers) if drivers is not None else None,
+        start=_date(spec["start"], where) if spec.get("start") else None,
+        end=_date(spec["end"], where) if spec.get("end") else None,
+    )
 
 
 def _require(entry: dict, key: str, where: str) -> Any:
@@ -138,6 +169,7 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
             holidays=frozenset(_date(d, where) for d in entry.get("holidays") or []),
             tariffs=tuple(entry.get("tariffs") or []),
             emission_factors=tuple(entry.get("emission_factors") or []),
+            baseline=_baseline(entry, where),
         )
     if not sites:
         raise PlantFileError(f"{source}: declares no sites")
@@ -188,6 +220,7 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
             line=entry.get("line"),
             rated_power_kw=float(rated) if rated is not None else None,
             energy_source=str(entry.get("energy_source", "electricity")),
+            baseline=_baseline(entry, where),
         )
     return Plant(sites, machine_types, metrics, machines)
 

@@ -1,0 +1,1 @@
+"""Analytics with no Dagster in it: baselines, KPIs, anomalies and forecasts over DataFrames."""
