@@ -286,7 +286,8 @@ def expected_energy(
 
 def rebuild_energy_performance(conn: psycopg.Connection) -> int:
     """Recompute ``marts.energy_performance_daily`` for every scope with an active daily model,
-    from the model's baseline period to the last day with data; return rows written."""
+    from the model's baseline period to the last day with data, and copy EnPI and savings into
+    the machine and site rows of ``marts.fct_kpi_daily``; return rows written."""
     rows = 0
     for model_id, scope, model in active_models(conn, "daily"):
         hourly = load_hourly_frame(conn, scope, [model.scope_id], model.period_start)
@@ -316,6 +317,13 @@ def rebuild_energy_performance(conn: psycopg.Connection) -> int:
                         for r in result.itertuples(index=False)
                     ],
                 )  # fmt: skip
+            conn.execute(
+                "UPDATE marts.fct_kpi_daily SET enpi = NULL, expected_kwh = NULL, "
+                "savings_kwh = NULL, cusum_savings_kwh = NULL, baseline_version = NULL "
+                "WHERE level IN ('machine', 'site') AND level_id = %s",
+                (model.scope_id,),
+            )
+            conn.execute(_sql("fct_kpi_daily_performance"), {"scope_id": model.scope_id})
         rows += len(result)
     return rows
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 from enms_dagster.settings import Settings
 
@@ -139,6 +142,77 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _migrated_warehouse(settings: Settings) -> Iterator[str]:
+    """The warehouse URL, migrated: ENMS_DATABASE_URL, or the embedded PostgreSQL when unset (the
+    database commands need no broker)."""
+    from enms_dagster.services import start_embedded_postgres
+    from enms_dagster.warehouse import migrate
+
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database_url
+        if database_url is None:
+            database_url, server = start_embedded_postgres(settings.state_dir)
+            stack.callback(server.cleanup)
+        migrate(database_url)
+        yield database_url
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from enms_dagster.marts_docs import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
+    from enms_dagster.warehouse import connect
+
+    with _migrated_warehouse(Settings.from_env()) as database_url, connect(database_url) as conn:
+        text = render_marts_docs(conn)
+    output = args.output or MARTS_DOC
+    current = output.read_text() if output.exists() else None
+    if args.check:
+        if current != text:
+            print(f"{output} is out of date; run `{REGENERATE_COMMAND}`", file=sys.stderr)
+            return 1
+        print(f"{output} is up to date")
+        return 0
+    if current == text:
+        print(f"{output} unchanged")
+    else:
+        output.write_text(text)
+        print(f"wrote {output}")
+    return 0
+
+
+def _cmd_analyst_password(args: argparse.Namespace) -> int:
+    from enms_dagster.marts_docs import ANALYST_ROLE, set_analyst_password
+    from enms_dagster.warehouse import connect
+
+    password = None
+    if not args.disable:
+        password = os.environ.get("ENMS_ANALYST_PASSWORD") or None
+        if password is None and sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"password for {ANALYST_ROLE}: ")
+            if getpass.getpass("again: ") != password:
+                print("the passwords differ; nothing changed", file=sys.stderr)
+                return 1
+        if not password:
+            print(
+                "set ENMS_ANALYST_PASSWORD (or run in a terminal to be asked); "
+                "--disable takes the login away",
+                file=sys.stderr,
+            )
+            return 2
+    with (
+        _migrated_warehouse(Settings.from_env()) as database_url,
+        connect(database_url, autocommit=True) as conn,
+    ):
+        set_analyst_password(conn, password)
+    if password is None:
+        print(f"{ANALYST_ROLE} can no longer log in")
+    else:
+        print(f"{ANALYST_ROLE} can log in with the configured password (read-only, marts only)")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -166,6 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations in order, each in a transaction; safe to repeat.",
     )
     migrate.set_defaults(func=_cmd_migrate)
+
+    docs = db_sub.add_parser(
+        "docs",
+        help="write docs/marts.md, the marts data dictionary, from the database's comments",
+        description="Migrates the warehouse and renders every marts table and view, with its "
+        "columns, types and comments, into docs/marts.md.",
+    )
+    docs.add_argument("--output", type=Path, default=None, help="default docs/marts.md")
+    docs.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the file is out of date"
+    )
+    docs.set_defaults(func=_cmd_docs)
+    analyst = db_sub.add_parser(
+        "analyst-password",
+        help="let the read-only role enms_analyst log in (password from ENMS_ANALYST_PASSWORD)",
+        description="Sets LOGIN and the password of enms_analyst, which reads the marts schema "
+        "only. The password comes from ENMS_ANALYST_PASSWORD (asked for in a terminal when "
+        "unset) and is hashed before it is sent to the server.",
+    )
+    analyst.add_argument(
+        "--disable", action="store_true", help="take the login away (NOLOGIN) instead"
+    )
+    analyst.set_defaults(func=_cmd_analyst_password)
 
     demo = sub.add_parser(
         "demo",

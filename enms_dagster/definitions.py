@@ -5,7 +5,7 @@ import dagster as dg
 from enms_dagster.assets.baselines import energy_baselines, energy_performance
 from enms_dagster.assets.drivers import hourly_drivers
 from enms_dagster.assets.hourly import hourly_energy, hourly_energy_checks, raw_readings_checks
-from enms_dagster.assets.marts import kpi_daily
+from enms_dagster.assets.marts import fct_energy_hourly, fct_kpi_daily, kpi_daily
 from enms_dagster.assets.plant import plant_registry
 from enms_dagster.assets.raw import ingestor_alive, raw_readings
 from enms_dagster.assets.retention import raw_retention_log
@@ -27,6 +27,8 @@ defs = dg.Definitions(
         hourly_energy,
         hourly_drivers,
         kpi_daily,
+        fct_energy_hourly,
+        fct_kpi_daily,
         energy_baselines,
         energy_performance,
         raw_retention_log,

@@ -41,6 +41,8 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
         "hourly_energy",
         "hourly_drivers",
         "kpi_daily",
+        "fct_energy_hourly",
+        "fct_kpi_daily",
         "energy_baselines",
         "energy_performance",
         "raw_retention_log",
