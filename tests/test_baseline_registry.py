@@ -75,6 +75,10 @@ def test_cusum_recovers_a_known_ten_percent_saving_within_its_uncertainty(
     # power × 0.9 from the measure on: what the machine would have drawn is actual / 0.9
     true_saving = reporting["actual"].sum() / 0.9 * 0.1
     final = reporting.iloc[-1]
+    print(
+        f"IMM-01, 30 days after a 10 % measure: CUSUM {final['cusum']:.1f} kWh, true saving "
+        f"{true_saving:.1f} kWh, uncertainty ±{final['u68']:.1f} (68 %) ±{final['u95']:.1f} (95 %)"
+    )
     assert abs(final["cusum"] - true_saving) <= final["u68"], (final, true_saving)
     assert final["u68"] < 0.5 * true_saving  # ASHRAE 14: uncertainty under half the savings
 
