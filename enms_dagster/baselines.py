@@ -67,30 +67,33 @@ def load_hourly_frame(
 
 
 def training_requests(
-    plant: Plant, resolutions: Sequence[str], scope_ids: Iterable[str] | None = None
+    plant: Plant,
+    resolutions: Sequence[str],
+    scope_ids: Iterable[str] | None = None,
+    period: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> list[tuple[str, BaselineRequest]]:
     """(scope, request) per machine with energy and per site, from the plant file's
-    ``baseline:`` entries (defaults: DEFAULT_CANDIDATES, the first year or the history)."""
+    ``baseline:`` entries (defaults: DEFAULT_CANDIDATES, the first year or the history);
+    ``period`` (first, last local day), where given, overrides the plant file's."""
     wanted = set(scope_ids) if scope_ids else None
+    scopes = [
+        ("machine", m.machine_id, m.baseline)
+        for m in sorted(plant.machines.values(), key=lambda m: m.machine_id)
+        if m.rated_power_kw is not None  # weather stations and the like have no energy
+    ] + [
+        ("site", s.site_id, s.baseline)
+        for s in sorted(plant.sites.values(), key=lambda s: s.site_id)
+    ]
     out = []
-    for machine in sorted(plant.machines.values(), key=lambda m: m.machine_id):
-        if machine.rated_power_kw is None or (wanted and machine.machine_id not in wanted):
-            continue  # weather stations and the like have no energy to model
-        b = machine.baseline
-        for resolution in resolutions:
-            out.append(
-                ("machine", BaselineRequest(machine.machine_id, resolution,
-                                            b.drivers or DEFAULT_CANDIDATES, b.start, b.end))
-            )  # fmt: skip
-    for site in sorted(plant.sites.values(), key=lambda s: s.site_id):
-        if wanted and site.site_id not in wanted:
+    for scope, scope_id, b in scopes:
+        if wanted and scope_id not in wanted:
             continue
-        b = site.baseline
+        first, last = period[0] or b.start, period[1] or b.end
         for resolution in resolutions:
-            out.append(
-                ("site", BaselineRequest(site.site_id, resolution,
-                                         b.drivers or DEFAULT_CANDIDATES, b.start, b.end))
-            )  # fmt: skip
+            request = BaselineRequest(
+                scope_id, resolution, b.drivers or DEFAULT_CANDIDATES, first, last
+            )
+            out.append((scope, request))
     return out
 
 
@@ -182,11 +185,12 @@ def fit_and_register(
     scope_ids: Iterable[str] | None = None,
     reason: str = "re-fit",
     progress: Callable[[int, int, str], None] | None = None,
+    period: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> list[RegisteredModel]:
     """Fit every requested baseline on the warehouse's hourly layer and register it. A request
     that cannot be fitted (no data, too few candidates) is reported, not raised, so one bad
     machine does not stop the others."""
-    requests = training_requests(plant, resolutions, scope_ids)
+    requests = training_requests(plant, resolutions, scope_ids, period)
     frames: dict[tuple[str, str], pd.DataFrame] = {}
     out = []
     for i, (scope, request) in enumerate(requests):

@@ -223,6 +223,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from enms_dagster.anomaly_store import evaluation_report
+    from enms_dagster.warehouse import connect
+
+    end = dt.datetime.now(dt.UTC)
+    with _migrated_warehouse(Settings.from_env()) as database_url, connect(database_url) as conn:
+        if args.days is None:
+            first = conn.execute("SELECT min(start_ts) FROM marts.anomaly_events").fetchone()[0]
+            start = first or end - dt.timedelta(days=7)
+        else:
+            start = end - dt.timedelta(days=args.days)
+        print(evaluation_report(conn, start, end))
+    return 0
+
+
+def _cmd_alerts_ack(args: argparse.Namespace) -> int:
+    import getpass
+
+    from enms_dagster.alerts import acknowledge
+    from enms_dagster.warehouse import connect
+
+    with _migrated_warehouse(Settings.from_env()) as database_url:
+        with connect(database_url, autocommit=True) as conn:
+            found = acknowledge(conn, args.event_id, args.by or getpass.getuser())
+    if not found:
+        print(f"no anomaly event {args.event_id!r} (see marts.anomaly_events)", file=sys.stderr)
+        return 1
+    print(f"acknowledged {args.event_id}: it will not alert again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enms",
@@ -357,6 +390,29 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("files", nargs="+", help="CSV files")
     imp.add_argument("--chunk-lines", type=_positive_int, default=50_000)
     imp.set_defaults(func=_cmd_import)
+    evaluate = sub.add_parser("evaluate", help="score the analytics against the simulator's truth")
+    evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)
+    anomalies = evaluate_sub.add_parser(
+        "anomalies",
+        help="precision, recall and detection delay of the anomaly events per fault kind",
+        description="Scores the events in marts.anomaly_events against core.fault_labels at "
+        "the event level: a label is found when an event of the same machine overlaps it.",
+    )
+    anomalies.add_argument(
+        "--days", type=int, default=None, help="the last N days (default: since the first event)"
+    )
+    anomalies.set_defaults(func=_cmd_evaluate_anomalies)
+
+    alerts = sub.add_parser("alerts", help="anomaly alerts")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    ack = alerts_sub.add_parser(
+        "ack",
+        help="acknowledge an anomaly event: it never alerts again",
+        description="Marks marts.anomaly_events.acknowledged_at/_by for the event.",
+    )
+    ack.add_argument("event_id", help="as in marts.anomaly_events.event_id or the alert payload")
+    ack.add_argument("--by", default=None, help="who acknowledges (default: your user name)")
+    ack.set_defaults(func=_cmd_alerts_ack)
     return parser
 
 

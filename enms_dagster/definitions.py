@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from enms_dagster.assets.anomalies import anomalies
 from enms_dagster.assets.baselines import energy_baselines, energy_performance
 from enms_dagster.assets.drivers import hourly_drivers
 from enms_dagster.assets.hourly import hourly_energy, hourly_energy_checks, raw_readings_checks
@@ -18,6 +19,7 @@ from enms_dagster.jobs import (
     weekly_baseline_schedule,
 )
 from enms_dagster.resources import PlantResource, WarehouseResource
+from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
 from enms_dagster.sensors.raw_readings import raw_readings_sensor
 
 defs = dg.Definitions(
@@ -31,14 +33,16 @@ defs = dg.Definitions(
         fct_kpi_daily,
         energy_baselines,
         energy_performance,
+        anomalies,
         raw_retention_log,
     ],
     asset_checks=[*raw_readings_checks, *hourly_energy_checks, ingestor_alive],
     jobs=[energy_job, retention_job, baseline_job],
     schedules=[daily_energy_schedule, daily_retention_schedule, weekly_baseline_schedule],
-    sensors=[raw_readings_sensor],
+    sensors=[raw_readings_sensor, anomaly_alerts_sensor],
     resources={
         "warehouse": WarehouseResource(database_url=dg.EnvVar("ENMS_DATABASE_URL")),
         "plant": PlantResource(),
+        "alerts": AlertsResource(),
     },
 )

@@ -5,7 +5,12 @@ import dagster as dg
 energy_job = dg.define_asset_job(
     "energy_job",
     selection=dg.AssetSelection.assets(
-        "hourly_energy", "hourly_drivers", "kpi_daily", "fct_energy_hourly", "fct_kpi_daily"
+        "hourly_energy",
+        "hourly_drivers",
+        "kpi_daily",
+        "fct_energy_hourly",
+        "fct_kpi_daily",
+        "anomalies",
     )
     | dg.AssetSelection.checks(
         *(
@@ -18,9 +23,9 @@ energy_job = dg.define_asset_job(
         )
     ),
     description=(
-        "Hourly energy, drivers and the KPI marts (hourly facts with cost and CO2e, daily KPIs "
-        "per machine, line and site) for one day (or a range, in one run), with the checks on "
-        "the day's raw readings."
+        "Hourly energy, drivers, the KPI marts (hourly facts with cost and CO2e, daily KPIs "
+        "per machine, line and site) and anomaly detection for one day (or a range, in one "
+        "run), with the checks on the day's raw readings."
     ),
 )
 

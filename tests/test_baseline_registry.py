@@ -169,7 +169,15 @@ def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_hi
             "plant": PlantResource(plant_file=str(COARSE_PLANT)),
         },
         run_config=dg.RunConfig(
-            ops={"energy_baselines": {"config": {"resolutions": ["daily"], "reason": "asset test"}}}
+            ops={
+                "energy_baselines": {
+                    "config": {
+                        "resolutions": ["daily"],
+                        "reason": "asset test",
+                        "period_end": "2026-03-05",
+                    }
+                }
+            }
         ),
     )
     assert result.success
@@ -182,13 +190,13 @@ def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_hi
     [perf] = result.asset_materializations_for_node("energy_performance")
     assert perf.metadata["rows"].value > 0
     with connect(baseline_history.database_url) as conn:
-        reasons = {
-            r for (r,) in conn.execute(
-                "SELECT reason FROM marts.baseline_models WHERE status = 'active' "
-                "AND resolution = 'daily'"
-            )
-        }  # fmt: skip
-    assert reasons == {"asset test"}
+        active = set(
+            conn.execute(
+                "SELECT reason, period_start, period_end FROM marts.baseline_models "
+                "WHERE status = 'active' AND resolution = 'daily'"
+            ).fetchall()
+        )
+    assert active == {("asset test", dt.date(2026, 1, 5), dt.date(2026, 3, 5))}
 
 
 def test_the_weekly_schedule_refits_every_baseline_with_its_reason():
@@ -232,3 +240,13 @@ def test_the_daily_kpi_mart_carries_enpi_and_savings_of_the_active_baseline(
         assert savings == pytest.approx(expected - energy, abs=1e-6)
         assert version.startswith("v")
     assert lines == 0  # lines have no baseline of their own
+
+
+def test_a_malformed_baseline_period_in_the_config_fails_with_the_format():
+    import dagster as dg
+
+    from enms_dagster.assets.baselines import BaselineConfig
+
+    with pytest.raises(dg.Failure, match="expected YYYY-MM-DD"):
+        BaselineConfig(period_end="2026-13-01").period()
+    assert BaselineConfig(period_start="2026-01-05").period() == (dt.date(2026, 1, 5), None)

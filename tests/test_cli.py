@@ -36,3 +36,36 @@ def test_a_bad_day_count_is_refused_before_anything_starts():
     done = enms("demo", "--days", "0")
     assert done.returncode == 2
     assert "must be at least 1" in done.stderr
+
+
+def test_acknowledging_an_unknown_event_fails_and_a_known_one_succeeds(local_services):
+    import os
+
+    from enms_dagster.warehouse import connect
+
+    env = {**os.environ, "ENMS_DATABASE_URL": local_services.database_url}
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "enms_dagster.cli", *a], capture_output=True, text=True,
+        timeout=120, env=env,
+    )  # fmt: skip
+    done = run("alerts", "ack", "CMP-01.out_of_hours.20990101T0000Z")
+    assert done.returncode == 1
+    assert "no anomaly event 'CMP-01.out_of_hours.20990101T0000Z'" in done.stderr
+    with connect(local_services.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM marts.anomaly_events WHERE event_id = 'cli-test'")
+        conn.execute(
+            "INSERT INTO marts.anomaly_events (event_id, machine_id, site_id, kind, method, "
+            "start_ts, end_ts, hours, severity, score, sentence) VALUES ('cli-test', 'CMP-01', "
+            "'plant-a', 'out_of_hours', 'rule', now() - interval '2 hours', now(), 2, 'high', 9, "
+            "'Compressor 1 drew 4 kWh more than expected')"
+        )
+    done = run("alerts", "ack", "cli-test", "--by", "night shift")
+    assert done.returncode == 0, done.stderr
+    with connect(local_services.database_url) as conn:
+        by = conn.execute(
+            "SELECT acknowledged_by FROM marts.anomaly_events WHERE event_id = 'cli-test'"
+        ).fetchone()[0]
+    assert by == "night shift"
+    report = run("evaluate", "anomalies", "--days", "1")
+    assert report.returncode == 0, report.stderr
+    assert "anomaly events" in report.stdout

@@ -45,6 +45,7 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
         "fct_kpi_daily",
         "energy_baselines",
         "energy_performance",
+        "anomalies",
         "raw_retention_log",
     }
     assert graph.get(dg.AssetKey("kpi_daily")).parent_keys == {dg.AssetKey("hourly_energy")}

@@ -1,5 +1,7 @@
 """Energy baselines and the energy performance measured against them."""
 
+import datetime as dt
+
 import dagster as dg
 
 from enms_dagster.baselines import (
@@ -13,11 +15,23 @@ from enms_dagster.resources import PlantResource, WarehouseResource
 
 
 class BaselineConfig(dg.Config):
-    """What to (re-)fit. Empty ``scope_ids`` means every machine with energy and every site."""
+    """What to (re-)fit. Empty ``scope_ids`` means every machine with energy and every site;
+    an empty period bound takes the plant file's (or the default: the first year)."""
 
     resolutions: list[str] = ["daily", "hourly"]
     scope_ids: list[str] = []
     reason: str = "fitted from the UI"
+    period_start: str = ""  # first local day of the baseline period, YYYY-MM-DD
+    period_end: str = ""  # last local day, YYYY-MM-DD
+
+    def period(self) -> tuple[dt.date | None, dt.date | None]:
+        try:
+            return tuple(  # type: ignore[return-value]
+                dt.date.fromisoformat(d) if d else None
+                for d in (self.period_start, self.period_end)
+            )
+        except ValueError as exc:
+            raise dg.Failure(f"baseline period: {exc} (expected YYYY-MM-DD)") from exc
 
 
 @dg.asset(
@@ -46,6 +60,7 @@ def energy_baselines(
             config.scope_ids or None,
             reason=config.reason,
             progress=progress,
+            period=config.period(),
         )
         site_daily = [m for _, scope, m in active_models(conn, "daily") if scope == "site"]
         fitted = []

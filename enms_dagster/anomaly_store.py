@@ -1,0 +1,348 @@
+"""Reading the hourly inputs of anomaly detection and storing its flags and events, with no
+Dagster in it (the asset ``anomalies`` and the CLI call these).
+
+Flags are replaced a window at a time (delete + insert). Events are then recomputed from the
+stored flags around the window and reconciled with the stored events (``analytics/events.py``),
+so an event that spans midnight stays one event whichever of its days is computed first, and
+recomputing a window with the same data changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from enms_dagster.analytics.anomalies import FLAG_COLUMNS
+from enms_dagster.analytics.evaluation import evaluate, evaluate_detectors, format_evaluation
+from enms_dagster.analytics.events import (
+    EVENT_COLUMNS,
+    STATE_COLUMNS,
+    MachineLabel,
+    group_runs,
+    reconcile_events,
+)
+from enms_dagster.plant import Plant
+
+# Any constant works; it serializes concurrent runs of the anomalies asset.
+_EVENTS_LOCK_KEY = 5_005_009
+
+_HOURLY_SQL = """
+SELECT e.machine_id, m.machine_type, m.rated_power_kw, m.site_id, e.hour_start, e.local_date,
+       extract(hour FROM e.hour_start AT TIME ZONE s.timezone)::int AS local_hour,
+       extract(isodow FROM e.hour_start AT TIME ZONE s.timezone)::int AS iso_weekday,
+       d.is_shift, d.is_holiday, d.outdoor_temperature_c, d.parts AS site_parts,
+       e.energy_kwh, e.avg_kw, e.max_kw, e.peak_15min_kw, e.power_kwh,
+       e.running_h, e.idle_h, e.off_h, e.idle_kwh, e.parts, e.completeness
+FROM core.hourly_energy e
+JOIN core.machines m USING (machine_id)
+JOIN core.sites s ON s.site_id = m.site_id
+LEFT JOIN core.hourly_drivers d ON d.site_id = m.site_id AND d.hour_start = e.hour_start
+WHERE e.hour_start >= %s AND e.hour_start < %s
+ORDER BY e.machine_id, e.hour_start
+"""
+_FLOAT_COLUMNS = (
+    "rated_power_kw",
+    "outdoor_temperature_c",
+    "site_parts",
+    "energy_kwh",
+    "avg_kw",
+    "max_kw",
+    "peak_15min_kw",
+    "power_kwh",
+    "running_h",
+    "idle_h",
+    "off_h",
+    "idle_kwh",
+    "parts",
+    "completeness",
+)
+
+
+def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
+    columns = [c.name for c in cursor.description]
+    return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def read_hourly_frame(
+    conn: psycopg.Connection, start: dt.datetime, end: dt.datetime
+) -> pd.DataFrame:
+    """Hourly energy of every machine in [start, end) with its type, rated power, local hour
+    and weekday, and its site's drivers (``analytics.anomalies.HOURLY_COLUMNS``)."""
+    frame = _frame(conn.execute(_HOURLY_SQL, (start, end)))
+    frame["hour_start"] = pd.to_datetime(frame["hour_start"], utc=True)
+    for column in _FLOAT_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def read_residuals(
+    conn: psycopg.Connection, start: dt.datetime, end: dt.datetime, hourly: pd.DataFrame
+) -> tuple[pd.DataFrame | None, str]:
+    """Actual and baseline-expected kWh per machine and hour from the active baseline model, and
+    a note for the asset's metadata. ``None`` while there is no baseline: the residual detectors
+    are then skipped and the note says why."""
+    try:
+        from enms_dagster.baselines import expected_energy
+    except ImportError as exc:
+        return None, f"residual detectors skipped: no baseline module yet ({exc})"
+    try:
+        expected = expected_energy(conn, start, end, resolution="hourly")
+    except psycopg.errors.UndefinedTable as exc:
+        return None, f"residual detectors skipped: baseline tables missing ({exc})"
+    if expected is None or expected.empty:
+        return None, "residual detectors skipped: no active baseline model"
+    frame = expected.rename(columns={"scope_id": "machine_id"})
+    frame = frame[frame["machine_id"].isin(set(hourly["machine_id"]))]
+    frame = frame.assign(
+        hour_start=pd.to_datetime(frame["hour_start"], utc=True),
+        actual_kwh=pd.to_numeric(frame["actual_kwh"], errors="coerce").astype(float),
+        expected_kwh=pd.to_numeric(frame["expected_kwh"], errors="coerce").astype(float),
+    )
+    frame = frame.merge(
+        hourly[["machine_id", "hour_start", "local_date", "is_shift"]],
+        on=["machine_id", "hour_start"],
+    )
+    models = ", ".join(sorted({str(m) for m in frame.get("model_id", pd.Series()).dropna()}))
+    return frame, f"residuals against baseline model(s) {models or '?'}"
+
+
+def machine_labels(plant: Plant) -> dict[str, MachineLabel]:
+    """Name, site and time zone of each machine, for the event sentences."""
+    return {
+        m.machine_id: MachineLabel(m.name, m.site_id, plant.sites[m.site_id].timezone)
+        for m in plant.machines.values()
+    }
+
+
+def plant_currency(plant: Plant, default: str = "EUR") -> str:
+    """The currency of the first site tariff that names one."""
+    for site in plant.sites.values():
+        for tariff in site.tariffs:
+            if tariff.get("currency"):
+                return str(tariff["currency"])
+    return default
+
+
+def _py(value):
+    """A value psycopg can send: numpy scalars unwrapped, NaN / NaT as NULL."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+@dataclass
+class StoreResult:
+    flags: int
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def _local_dates(flags: pd.DataFrame, labels: dict[str, MachineLabel]) -> pd.Series:
+    zones = flags["machine_id"].map(lambda m: labels[m].timezone if m in labels else "UTC")
+    return pd.Series(
+        [ts.tz_convert(zone).date() for ts, zone in zip(flags["hour_start"], zones, strict=True)],
+        index=flags.index,
+        dtype=object,
+    )
+
+
+_EVENT_TIMESTAMPS = (
+    "start_ts",
+    "end_ts",
+    "first_seen",
+    "last_updated",
+    "alerted_at",
+    "acknowledged_at",
+)
+_FLAG_NUMBERS = (
+    "score",
+    "threshold",
+    "expected_kwh",
+    "actual_kwh",
+    "excess_kwh",
+    "excess_cost",
+    "observed",
+    "normal",
+)
+
+
+def _columns(names) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+def _read_events_where(
+    conn: psycopg.Connection, where: str, params, lock: bool = False
+) -> pd.DataFrame:
+    query = sql.SQL("SELECT {} FROM marts.anomaly_events WHERE {}{}").format(
+        _columns(EVENT_COLUMNS + STATE_COLUMNS),
+        sql.SQL(where),
+        sql.SQL(" FOR UPDATE" if lock else ""),
+    )
+    frame = _frame(conn.execute(query, params))
+    for column in _EVENT_TIMESTAMPS:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def store_anomalies(
+    conn: psycopg.Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    flags: pd.DataFrame,
+    labels: dict[str, MachineLabel],
+    *,
+    now: dt.datetime | None = None,
+    currency: str = "EUR",
+    max_gap_h: int = 0,
+) -> StoreResult:
+    """Replace the flags of [start, end) and bring the events they touch up to date, in one
+    transaction; ``flags`` must lie in the window (FLAG_COLUMNS + excess_cost)."""
+    now = now or dt.datetime.now(dt.UTC)
+    gap = dt.timedelta(hours=max_gap_h)
+    if "excess_cost" not in flags:
+        flags = flags.assign(excess_cost=np.nan)
+    outside = ~flags["hour_start"].between(pd.Timestamp(start), pd.Timestamp(end), "left")
+    if outside.any():
+        raise ValueError(f"{int(outside.sum())} flags lie outside [{start}, {end})")
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK_KEY,))
+        conn.execute(
+            "DELETE FROM marts.anomalies WHERE hour_start >= %s AND hour_start < %s", (start, end)
+        )
+        columns = [*FLAG_COLUMNS, "excess_cost", "local_date"]
+        rows = flags.assign(local_date=_local_dates(flags, labels))[columns]
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO marts.anomalies ({}) VALUES ({})").format(
+                    _columns(columns), sql.SQL(", ").join([sql.Placeholder()] * len(columns))
+                ),
+                [tuple(_py(v) for v in row) for row in rows.itertuples(index=False)],
+            )
+        # Events the window touches (adjacent ones too: they may now join a run of the window).
+        touching = _read_events_where(
+            conn, "start_ts <= %s AND end_ts >= %s", (end + gap, start - gap), lock=True
+        )
+        low = min([pd.Timestamp(start), *touching["start_ts"]]) - gap
+        high = max([pd.Timestamp(end), *touching["end_ts"]]) + gap
+        stored = _frame(
+            conn.execute(
+                sql.SQL(
+                    "SELECT {} FROM marts.anomalies WHERE hour_start >= %s AND hour_start < %s"
+                ).format(_columns([*FLAG_COLUMNS, "excess_cost"])),
+                (low, high),
+            )
+        )
+        stored["hour_start"] = pd.to_datetime(stored["hour_start"], utc=True)
+        for column in _FLAG_NUMBERS:  # an all-NULL column would come back as objects
+            stored[column] = pd.to_numeric(stored[column], errors="coerce").astype(float)
+        runs = group_runs(stored, max_gap_h)
+        keep = [_keep(run, start, end, touching) for run in runs.itertuples(index=False)]
+        runs = runs.loc[np.array(keep, dtype=bool)]
+        changes = reconcile_events(runs, touching, labels, now, currency)
+        if changes.deleted:
+            conn.execute(
+                "DELETE FROM marts.anomaly_events WHERE event_id = ANY(%s)", (changes.deleted,)
+            )
+        _upsert_events(conn, changes.upserts)
+        conn.execute(
+            "UPDATE marts.anomalies a SET event_id = e.event_id FROM marts.anomaly_events e "
+            "WHERE a.machine_id = e.machine_id AND a.kind = e.kind "
+            "AND a.hour_start >= e.start_ts AND a.hour_start < e.end_ts "
+            "AND a.hour_start >= %s AND a.hour_start < %s "
+            "AND a.event_id IS DISTINCT FROM e.event_id",
+            (low, high),
+        )
+    return StoreResult(len(flags), changes.created, changes.updated, changes.deleted)
+
+
+def _keep(run, start, end, touching: pd.DataFrame) -> bool:
+    """A run the window decides: it has hours in the window or overlaps an event it touches
+    (other runs in the loaded range belong to events this window leaves alone)."""
+    if run.start_ts < pd.Timestamp(end) and run.end_ts > pd.Timestamp(start):
+        return True
+    same = touching[(touching["machine_id"] == run.machine_id) & (touching["kind"] == run.kind)]
+    return bool(((same["start_ts"] < run.end_ts) & (same["end_ts"] > run.start_ts)).any())
+
+
+def _upsert_events(conn: psycopg.Connection, events: pd.DataFrame) -> None:
+    if events.empty:
+        return
+    columns = list(EVENT_COLUMNS + STATE_COLUMNS)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns[1:]
+    )
+    query = sql.SQL(
+        "INSERT INTO marts.anomaly_events ({}) VALUES ({}) ON CONFLICT (event_id) DO UPDATE SET {}"
+    ).format(_columns(columns), sql.SQL(", ").join([sql.Placeholder()] * len(columns)), updates)
+    with conn.cursor() as cur:
+        cur.executemany(
+            query, [tuple(_py(v) for v in row) for row in events[columns].itertuples(index=False)]
+        )
+
+
+def read_events(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Events overlapping [start, end), oldest first."""
+    frame = _read_events_where(conn, "start_ts < %s AND end_ts > %s", (end, start))
+    return frame.sort_values(["start_ts", "event_id"], ignore_index=True)
+
+
+def read_fault_labels(
+    conn: psycopg.Connection, start: dt.datetime, end: dt.datetime
+) -> pd.DataFrame:
+    """Labelled faults (core.fault_labels) overlapping [start, end)."""
+    frame = _frame(
+        conn.execute(
+            "SELECT machine_id, kind, start_ts, end_ts, magnitude FROM core.fault_labels "
+            "WHERE start_ts < %s AND end_ts > %s ORDER BY start_ts, machine_id",
+            (end, start),
+        )
+    )
+    frame["start_ts"] = pd.to_datetime(frame["start_ts"], utc=True)
+    frame["end_ts"] = pd.to_datetime(frame["end_ts"], utc=True)
+    return frame
+
+
+def run_evaluation(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Score the stored events of [start, end) against the fault labels of the same period
+    (``analytics.evaluation.evaluate``); the monitored machines are those with hourly energy."""
+    events = read_events(conn, start, end)
+    labels = read_fault_labels(conn, start, end)
+    machines = [
+        m
+        for (m,) in conn.execute(
+            "SELECT DISTINCT machine_id FROM core.hourly_energy "
+            "WHERE hour_start >= %s AND hour_start < %s",
+            (start, end),
+        )
+    ]
+    return evaluate(events, labels, machines=machines, start=start, end=end)
+
+
+def evaluation_report(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> str:
+    """What ``enms evaluate anomalies`` prints: scores per fault kind, then precision per
+    detector."""
+    scores = run_evaluation(conn, start, end)
+    lines = [f"anomaly events {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", ""]
+    lines.append(format_evaluation(scores))
+    events, labels = read_events(conn, start, end), read_fault_labels(conn, start, end)
+    if len(events):
+        lines += ["", f"{'detector':<18} {'method':<18} {'events':>6} {'true':>5} {'precision':>9}"]
+        for row in evaluate_detectors(events, labels).itertuples(index=False):
+            lines.append(
+                f"{row.kind:<18} {row.method:<18} {row.events:>6} {row.true_events:>5} "
+                f"{row.precision:>9.0%}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""Anomalies: hourly flags from the residual, Isolation Forest and rule detectors, merged into
+events, a local day (or a range of days, in one run) at a time."""
+
+import base64
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from enms_dagster.analytics.anomalies import (
+    Thresholds,
+    detect_anomalies_by_day,
+    with_excess_cost,
+)
+from enms_dagster.anomaly_store import (
+    machine_labels,
+    plant_currency,
+    read_events,
+    read_hourly_frame,
+    read_residuals,
+    run_evaluation,
+    store_anomalies,
+)
+from enms_dagster.charts import markdown_table, plt
+from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
+from enms_dagster.resources import PlantResource, WarehouseResource
+
+
+class AnomaliesConfig(dg.Config):
+    """Price of excess energy and how much history the detectors learn from."""
+
+    price_per_kwh: float = 0.20  # until the site's tariff prices each hour
+    reference_days: int = 28
+    forest_quantile: float = Thresholds.forest_quantile
+    z_threshold: float = Thresholds.z_threshold
+
+
+@dg.asset(
+    group_name="marts",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["hourly_energy", "hourly_drivers", "energy_baselines"],
+    kinds={"postgres", "scikitlearn"},
+)
+def anomalies(
+    context: dg.AssetExecutionContext,
+    config: AnomaliesConfig,
+    warehouse: WarehouseResource,
+    plant: PlantResource,
+) -> dg.MaterializeResult:
+    """marts.anomalies (hourly flags) and marts.anomaly_events: energy above the baseline,
+    unusual load for the time of week, out-of-hours energy, high idle power, base-load creep,
+    power while off and stuck power readings, each with expected vs actual kWh, excess cost and
+    a sentence for the technician."""
+    window = context.partition_time_window
+    registry = plant.load()
+    labels, currency = machine_labels(registry), plant_currency(registry)
+    thresholds = Thresholds(forest_quantile=config.forest_quantile, z_threshold=config.z_threshold)
+    since = window.start - dt.timedelta(days=config.reference_days)
+    with warehouse.connect() as conn:
+        hourly = read_hourly_frame(conn, since, window.end)
+        residuals, baseline_note = read_residuals(conn, since, window.end, hourly)
+        flags = detect_anomalies_by_day(
+            hourly,
+            window.start,
+            window.end,
+            PLANT_TIMEZONE,
+            residuals,
+            config.reference_days,
+            thresholds,
+        )
+        flags = with_excess_cost(flags, config.price_per_kwh)
+        stored = store_anomalies(conn, window.start, window.end, flags, labels, currency=currency)
+        events = read_events(conn, window.start, window.end)
+        scores = run_evaluation(conn, window.start, window.end)
+    context.log.info(baseline_note)
+    metadata = {
+        "flagged_hours": len(flags),
+        "events": len(events),
+        "events_created": len(stored.created),
+        "events_updated": len(stored.updated),
+        "events_retracted": len(stored.deleted),
+        "excess_kwh": round(float(events["excess_kwh"].clip(lower=0).sum()), 1),
+        "excess_cost": round(float(events["excess_cost"].fillna(0).sum()), 2),
+        "currency": currency,
+        "baseline": baseline_note,
+        "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
+        "flags_by_kind": dg.MetadataValue.md(_flags_by_kind(flags)),
+        "event_table": dg.MetadataValue.md(_event_table(events)),
+    }
+    if len(flags):
+        metadata["heatmap"] = dg.MetadataValue.md(
+            anomaly_heatmap_markdown(flags, window.start, window.end, PLANT_TIMEZONE)
+        )
+    if scores.loc[scores["fault_kind"] == "all", "labels"].sum() > 0:
+        metadata["evaluation"] = dg.MetadataValue.md(_scores_table(scores))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _flags_by_kind(flags: pd.DataFrame) -> str:
+    if flags.empty:
+        return "no anomalous hours"
+    table = flags.groupby(["kind", "method"], sort=True).agg(
+        hours=("hour_start", "size"),
+        machines=("machine_id", "nunique"),
+        excess_kwh=("excess_kwh", lambda s: float(s.clip(lower=0).sum())),
+    )
+    return markdown_table(
+        ["kind", "method", "hours", "machines", "excess kWh"],
+        [(*k, int(h), int(m), float(x)) for k, (h, m, x) in table.iterrows()],
+    )
+
+
+def _event_table(events: pd.DataFrame, limit: int = 25) -> str:
+    if events.empty:
+        return "no events"
+    top = events.assign(cost=events["excess_cost"].fillna(0)).sort_values(
+        ["cost", "start_ts"], ascending=[False, True]
+    )
+    rows = [
+        (
+            e.event_id,
+            e.severity,
+            f"{e.start_ts.tz_convert(PLANT_TIMEZONE):%Y-%m-%d %H:%M}",
+            int(e.hours),
+            float(e.excess_kwh),
+            float(e.cost),
+            e.sentence,
+        )
+        for e in top.head(limit).itertuples(index=False)
+    ]
+    more = f"\n\n{len(events) - limit} more in marts.anomaly_events" if len(events) > limit else ""
+    return (
+        markdown_table(["event", "severity", "start", "hours", "excess kWh", "cost", "what"], rows)
+        + more
+    )
+
+
+def _scores_table(scores: pd.DataFrame) -> str:
+    rows = []
+    for s in scores.itertuples(index=False):
+        rows.append(
+            (
+                s.fault_kind,
+                int(s.labels),
+                int(s.found),
+                "-" if pd.isna(s.recall) else f"{s.recall:.0%}",
+                "-" if pd.isna(s.median_delay_h) else f"{s.median_delay_h:.1f}",
+                "-" if pd.isna(s.precision) else f"{s.precision:.0%}",
+                "-"
+                if pd.isna(s.false_alarms_per_machine_week)
+                else f"{s.false_alarms_per_machine_week:.2f}",
+            )
+        )
+    return markdown_table(
+        [
+            "fault kind",
+            "labels",
+            "found",
+            "recall",
+            "median delay h",
+            "precision",
+            "false alarms / machine-week",
+        ],
+        rows,
+    )
+
+
+def anomaly_heatmap_markdown(
+    flags: pd.DataFrame, start: dt.datetime, end: dt.datetime, timezone: str
+) -> str:
+    """Flagged hours per machine and local day (per local hour of day when the window is one
+    day), as a small PNG in Markdown."""
+    zone = ZoneInfo(timezone)
+    local = flags["hour_start"].dt.tz_convert(zone)
+    one_day = end - start <= dt.timedelta(hours=25)
+    if one_day:
+        column, columns = local.dt.hour, list(range(24))
+        labels = [f"{h:02d}" for h in columns]
+    else:
+        column = local.dt.date
+        first = pd.Timestamp(start).tz_convert(zone).date()
+        last = (pd.Timestamp(end) - pd.Timedelta(seconds=1)).tz_convert(zone).date()
+        columns = list(pd.date_range(first, last, freq="D").date)
+        labels = [f"{d:%m-%d}" for d in columns]
+    hours = (
+        flags.assign(column=column)
+        .drop_duplicates(["machine_id", "hour_start"])
+        .groupby(["machine_id", "column"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=columns, fill_value=0)
+        .sort_index()
+    )
+    matrix = hours.to_numpy(dtype=float)
+    fig, ax = plt.subplots(
+        figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80
+    )
+    try:
+        image = ax.imshow(matrix, aspect="auto", cmap="Reds", vmin=0, vmax=max(matrix.max(), 1))
+        ax.set_yticks(np.arange(len(hours)), hours.index, fontsize=7)
+        step = max(1, len(columns) // 16)
+        ax.set_xticks(np.arange(0, len(columns), step), labels[::step], fontsize=7)
+        ax.set_xlabel("local hour" if one_day else "local day", fontsize=8)
+        ax.set_title("Anomalous hours per machine", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.04).ax.tick_params(labelsize=7)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    encoded = base64.b64encode(buf.getvalue()).decode()
+    return f"![Anomalous hours per machine](data:image/png;base64,{encoded})"
