@@ -9,12 +9,16 @@ from enms_dagster.assets.hourly import hourly_energy, hourly_energy_checks, raw_
 from enms_dagster.assets.marts import fct_energy_hourly, fct_kpi_daily, kpi_daily
 from enms_dagster.assets.plant import plant_registry
 from enms_dagster.assets.raw import ingestor_alive, raw_readings
+from enms_dagster.assets.report import energy_report
 from enms_dagster.assets.retention import raw_retention_log
 from enms_dagster.jobs import (
     baseline_job,
-    daily_energy_schedule,
+    daily_job,
     daily_retention_schedule,
+    daily_schedule,
     energy_job,
+    hourly_job,
+    hourly_schedule,
     retention_job,
     weekly_baseline_schedule,
 )
@@ -34,11 +38,12 @@ defs = dg.Definitions(
         energy_baselines,
         energy_performance,
         anomalies,
+        energy_report,
         raw_retention_log,
     ],
     asset_checks=[*raw_readings_checks, *hourly_energy_checks, ingestor_alive],
-    jobs=[energy_job, retention_job, baseline_job],
-    schedules=[daily_energy_schedule, daily_retention_schedule, weekly_baseline_schedule],
+    jobs=[energy_job, hourly_job, daily_job, baseline_job, retention_job],
+    schedules=[hourly_schedule, daily_schedule, weekly_baseline_schedule, daily_retention_schedule],
     sensors=[raw_readings_sensor, anomaly_alerts_sensor],
     resources={
         "warehouse": WarehouseResource(database_url=dg.EnvVar("ENMS_DATABASE_URL")),

@@ -1,6 +1,11 @@
 """Jobs and schedules over the asset graph."""
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import dagster as dg
+
+from enms_dagster.partitions import PLANT_TIMEZONE
 
 energy_job = dg.define_asset_job(
     "energy_job",
@@ -29,16 +34,69 @@ energy_job = dg.define_asset_job(
     ),
 )
 
-daily_energy_schedule = dg.build_schedule_from_partitioned_job(
-    energy_job,
-    hour_of_day=1,
-    minute_of_hour=15,
+# The schedules replace the seed's background loops, in the plant's time zone: hourly (energy
+# and anomalies), daily (KPIs, performance, forecasts, the report), weekly (baselines, below).
+hourly_job = dg.define_asset_job(
+    "hourly_job",
+    selection=dg.AssetSelection.assets(
+        "hourly_energy", "hourly_drivers", "fct_energy_hourly", "anomalies"
+    ),
+    description="The current local day's hourly energy, drivers, priced hours and anomalies.",
+)
+
+
+def _local_day_of_last_hour(context: dg.ScheduleEvaluationContext) -> str:
+    """The partition (local day) holding the hour that just ended."""
+    when = context.scheduled_execution_time.astimezone(ZoneInfo(PLANT_TIMEZONE))
+    return (when - dt.timedelta(hours=1)).date().isoformat()
+
+
+@dg.schedule(
+    job=hourly_job,
+    cron_schedule="5 * * * *",
+    execution_timezone=PLANT_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(
-        "Recomputes yesterday's hourly energy and KPIs at 01:15 plant time, after late readings "
-        "had an hour to arrive. Stopped by default: the MQTT sensor already reacts to new data; "
-        "start it where readings arrive in bulk (imports) rather than continuously."
+        "Five minutes past each hour: recomputes the local day holding the hour that just ended "
+        "(at 00:05, yesterday) and runs anomaly detection on it, so alerts follow within the "
+        "hour. Running by default: the runs are idempotent and alerting depends on them."
     ),
 )
+def hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    day = _local_day_of_last_hour(context)
+    return dg.RunRequest(
+        partition_key=day, run_key=f"hourly-{context.scheduled_execution_time:%Y%m%dT%H%M}"
+    )
+
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.assets(
+        "kpi_daily", "fct_kpi_daily", "energy_performance", "energy_report"
+    ),
+    description=(
+        "Yesterday's KPI marts, energy performance against the baselines (EnPI, savings, "
+        "CUSUM) and the HTML energy report."
+    ),
+)
+
+
+@dg.schedule(
+    job=daily_job,
+    cron_schedule="15 1 * * *",
+    execution_timezone=PLANT_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "At 01:15 plant time, after late readings had an hour to arrive: yesterday's KPIs, the "
+        "performance against the baselines and the energy report. Running by default: it only "
+        "recomputes marts from what is landed."
+    ),
+)
+def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time.astimezone(ZoneInfo(PLANT_TIMEZONE))
+    day = (when.date() - dt.timedelta(days=1)).isoformat()
+    return dg.RunRequest(partition_key=day, run_key=f"daily-{day}")
+
 
 retention_job = dg.define_asset_job(
     "retention_job",
@@ -49,7 +107,7 @@ retention_job = dg.define_asset_job(
 daily_retention_schedule = dg.ScheduleDefinition(
     job=retention_job,
     cron_schedule="30 3 * * *",
-    execution_timezone="Europe/Berlin",
+    execution_timezone=PLANT_TIMEZONE,
     description=(
         "Drops expired raw days at 03:30 plant time. Stopped by default: dropping data is a "
         "decision for whoever runs the plant; start it once the retention age is set."
@@ -69,7 +127,7 @@ weekly_baseline_schedule = dg.ScheduleDefinition(
     name="weekly_baseline_schedule",
     job=baseline_job,
     cron_schedule="0 4 * * 1",
-    execution_timezone="Europe/Berlin",
+    execution_timezone=PLANT_TIMEZONE,
     run_config=dg.RunConfig(ops={"energy_baselines": {"config": {"reason": "weekly re-fit"}}}),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(

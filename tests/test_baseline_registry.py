@@ -199,49 +199,6 @@ def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_hi
     assert active == {("asset test", dt.date(2026, 1, 5), dt.date(2026, 3, 5))}
 
 
-def test_the_weekly_schedule_refits_every_baseline_with_its_reason():
-    import dagster as dg
-
-    from enms_dagster.definitions import defs
-
-    schedule = defs.resolve_schedule_def("weekly_baseline_schedule")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 3, 2, 4, tzinfo=dt.UTC)
-    )
-    [request] = schedule.evaluate_tick(context).run_requests
-    assert schedule.job_name == "baseline_job"
-    assert request.run_config["ops"]["energy_baselines"]["config"]["reason"] == "weekly re-fit"
-    assert schedule.execution_timezone == "Europe/Berlin"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-
-
-def test_the_daily_kpi_mart_carries_enpi_and_savings_of_the_active_baseline(
-    registered, baseline_history
-):
-    from enms_dagster.transforms import rebuild_fct_energy_hourly, rebuild_fct_kpi_daily
-
-    start = baseline_history.start
-    end = start + dt.timedelta(days=baseline_history.days)
-    with connect(baseline_history.database_url, autocommit=True) as conn:
-        rebuild_fct_energy_hourly(conn, start, end)
-        rebuild_fct_kpi_daily(conn, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
-        rows = conn.execute(
-            "SELECT f.level, f.level_id, f.energy_kwh, f.enpi, f.savings_kwh, f.baseline_version,"
-            " p.expected_kwh FROM marts.fct_kpi_daily f JOIN marts.energy_performance_daily p "
-            "ON p.scope_id = f.level_id AND p.local_date = f.local_date "
-            "WHERE f.local_date = '2026-03-10'"
-        ).fetchall()
-        lines = conn.execute(
-            "SELECT count(*) FROM marts.fct_kpi_daily WHERE level = 'line' AND enpi IS NOT NULL"
-        ).fetchone()[0]
-    assert {r[1] for r in rows} == {*DRIVEN_MACHINES, "plant-a"}
-    for _level, scope_id, energy, enpi, savings, version, expected in rows:
-        assert enpi == pytest.approx(energy / expected, rel=1e-9), scope_id
-        assert savings == pytest.approx(expected - energy, abs=1e-6)
-        assert version.startswith("v")
-    assert lines == 0  # lines have no baseline of their own
-
-
 def test_a_malformed_baseline_period_in_the_config_fails_with_the_format():
     import dagster as dg
 

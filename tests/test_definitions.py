@@ -46,6 +46,7 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
         "energy_baselines",
         "energy_performance",
         "anomalies",
+        "energy_report",
         "raw_retention_log",
     }
     assert graph.get(dg.AssetKey("kpi_daily")).parent_keys == {dg.AssetKey("hourly_energy")}
@@ -53,10 +54,22 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
     assert not graph.get(dg.AssetKey("raw_readings")).is_materializable  # landed by the ingestor
 
 
-def test_the_mqtt_sensor_runs_by_default_and_the_schedule_does_not():
-    assert defs.resolve_sensor_def("raw_readings_sensor").default_status == (
-        dg.DefaultSensorStatus.RUNNING
-    )
-    schedule = defs.resolve_schedule_def("energy_job_schedule")
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert schedule.execution_timezone == "Europe/Berlin"
+def test_what_runs_by_default_reads_and_recomputes_and_what_acts_on_people_or_data_does_not():
+    running, stopped = dg.DefaultScheduleStatus.RUNNING, dg.DefaultScheduleStatus.STOPPED
+    statuses = {s.name: s.default_status for s in defs.schedules}
+    assert statuses == {
+        "hourly_schedule": running,
+        "daily_schedule": running,
+        "weekly_baseline_schedule": running,
+        "retention_job_schedule": stopped,  # dropping data is the plant's decision
+    }
+    sensors = {s.name: s.default_status for s in defs.sensors}
+    assert sensors == {
+        "raw_readings_sensor": dg.DefaultSensorStatus.RUNNING,
+        "anomaly_alerts_sensor": dg.DefaultSensorStatus.STOPPED,  # alerts reach people
+    }
+    for schedule in defs.schedules:
+        assert schedule.execution_timezone == "Europe/Berlin", schedule.name
+        assert schedule.description, schedule.name
+    for sensor in defs.sensors:
+        assert sensor.description, sensor.name

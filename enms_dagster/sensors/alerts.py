@@ -24,7 +24,16 @@ class AlertsResource(dg.ConfigurableResource):
         return self.webhook_url or webhook_url_from_env()
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Sends each anomaly event once when it appears and once more whenever its severity "
+        "rises, as JSON on enms/<site>/alerts (QoS 1) and to ENMS_ALERT_WEBHOOK_URL if set; "
+        "acknowledged events (enms alerts ack) stay quiet. Stopped by default: alerts reach "
+        "people, so whoever runs the plant decides where they go before starting it."
+    ),
+)
 def anomaly_alerts_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, alerts: AlertsResource
 ) -> dg.SensorResult | dg.SkipReason:

@@ -40,6 +40,11 @@ def materialization_for(activity: DayActivity, now: dt.datetime) -> dg.AssetMate
     job=energy_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Reports each day partition of raw_readings that new batches touched, and requests the "
+        "energy job for those days (late data re-materializes the past day it belongs to). "
+        "Running by default: it only reads the batch log and requests idempotent runs."
+    ),
 )
 def raw_readings_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
