@@ -31,7 +31,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from enms_dagster.demo import run_demo
 
-    run_demo(days=args.days, seed=args.seed)
+    run_demo(days=args.days, seed=args.seed, history_days=args.history_days)
     return 0
 
 
@@ -299,15 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="simulate a day of the reference plant end to end and print its energy",
+        help="simulate five weeks of the reference plant end to end and print what it found",
         description="Starts (or uses) PostgreSQL and an MQTT broker, migrates the schema, "
-        "publishes simulated telemetry of the reference plant over MQTT, lands it with the "
-        "ingestor, materializes the asset graph and prints kWh and peak kW per machine.",
+        "lands simulated history of the reference plant (sampled once a minute) and publishes "
+        "the last day(s) over MQTT to the ingestor, materializes the asset graph (hourly energy, "
+        "KPI marts, baselines, anomalies, the HTML report) and prints the energy and KPI "
+        "tables, the anomalies with their precision and recall against the injected faults, "
+        "and where the report and the UI are.",
     )
     demo.add_argument(
         "--days", type=_positive_int, default=1, help="complete days before today (default 1)"
     )
     demo.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    demo.add_argument(
+        "--history-days",
+        type=_positive_int,
+        default=35,
+        help="days landed directly before the MQTT day(s), at least 14 (default 35)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     ui = sub.add_parser(

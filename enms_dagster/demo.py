@@ -1,13 +1,21 @@
-"""The demo (README command one): a simulated day of the reference plant through MQTT into
-PostgreSQL, the asset graph materialized, and the per-machine energy table printed."""
+"""The demo (README command one): five weeks of the reference plant landed, the last day of it
+through MQTT; the asset graph materialized (hourly energy, KPI marts, baselines, anomalies, the
+report); and what a newcomer wants to see printed: the energy and KPI tables, the anomalies
+found with their precision and recall against the simulator's truth, where the report and the
+UI are.
+
+The demo plant is the plant file sampled once a minute (written to the state folder): five
+weeks then land in about a minute. ``enms simulate`` publishes the native 1–30 s telemetry."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -20,21 +28,31 @@ from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.sensors.raw_readings import raw_readings_sensor
 from enms_dagster.services import Services, running_services
 from enms_dagster.settings import Settings
+from enms_dagster.simulator.backfill import backfill_direct, print_bar
+from enms_dagster.simulator.faults import FaultLabel, plan_faults
 from enms_dagster.simulator.publish import PublishResult, print_progress, publish_simulation
 from enms_dagster.warehouse import connect, migrate
 
 # The demo prints its own summary; Dagster's step log stays in the run (see it in the UI).
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEMO_SAMPLE_INTERVAL_S = 60
+HISTORY_DAYS = 35  # landed directly before the MQTT day(s); the baseline period is inside it
+EVALUATION_DAYS = 7  # the last days, with injected faults for the detectors to find
+FAULT_RATE = 1.0  # faults per machine and week in the evaluation days
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    first_day: dt.date
+    first_day: dt.date  # the days published over MQTT
     last_day: dt.date
     readings_published: int
     readings_inserted: int
     simulated_kwh: dict[str, float]
     mart_kwh: dict[str, float]
+    history_first_day: dt.date | None = None
+    faults: int = 0
+    anomaly_scores: list[dict] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
 
 
 def say(text: str) -> None:
@@ -53,6 +71,20 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def demo_plant_file(plant_file: Path, state_dir: Path) -> Path:
+    """The plant file with every machine type sampled once a minute, in the state folder."""
+    text = re.sub(
+        r"sample_interval_s:\s*\d+", f"sample_interval_s: {DEMO_SAMPLE_INTERVAL_S}",
+        Path(plant_file).read_text(),
+    )  # fmt: skip
+    state_dir.mkdir(parents=True, exist_ok=True)
+    target = state_dir / "demo_plant.yaml"
+    header = f"# {plant_file}, sampled every {DEMO_SAMPLE_INTERVAL_S} s for `enms demo`.\n"
+    if not target.exists() or target.read_text() != header + text:
+        target.write_text(header + text)
+    return target
+
+
 def demo_window(zone: ZoneInfo, days: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """The ``days`` complete local days before today."""
     today = today or dt.datetime.now(zone).date()
@@ -60,7 +92,13 @@ def demo_window(zone: ZoneInfo, days: int, today: dt.date | None = None) -> tupl
 
 
 def land_simulation(
-    services: Services, plant: Plant, start: dt.datetime, end: dt.datetime, seed: int
+    services: Services,
+    plant: Plant,
+    start: dt.datetime,
+    end: dt.datetime,
+    seed: int,
+    faults: list[FaultLabel] | None = None,
+    counters: dict | None = None,
 ) -> tuple[PublishResult, IngestStats]:
     """Publish the simulated window over MQTT and land it with an in-process ingestor."""
     ingestor = Ingestor(
@@ -79,6 +117,8 @@ def land_simulation(
             seed=seed,
             progress=print_progress if sys.stderr.isatty() else None,
             backpressure=lambda n: ingestor.wait_for_messages(n - 600, 120),
+            faults=faults or (),
+            counters=counters,
         )
         if not ingestor.wait_for_messages(published.messages, 300):
             raise RuntimeError(
@@ -92,11 +132,8 @@ def land_simulation(
     return published, ingestor.stats
 
 
-def materialize_days(
-    instance: dg.DagsterInstance, resources: dict, first: dt.date, last: dt.date, cursor: int
-) -> dg.ExecuteInProcessResult:
-    """Evaluate the MQTT sensor once (it reports raw_readings per day), then materialize the
-    energy assets for the days in one run, as a single-run backfill would."""
+def report_raw_readings(instance: dg.DagsterInstance, resources: dict, cursor: int) -> None:
+    """Evaluate the MQTT sensor once: it reports raw_readings per landed day, as it would live."""
     with dg.build_sensor_context(
         instance=instance, cursor=str(cursor), resources=resources
     ) as context:
@@ -105,14 +142,31 @@ def materialize_days(
         for event in result.asset_events:
             instance.report_runless_asset_event(event)
 
-    return defs.resolve_job_def("energy_job").execute_in_process(
+
+def materialize(
+    instance: dg.DagsterInstance,
+    resources: dict,
+    assets: list[str],
+    days: tuple[dt.date, dt.date] | None = None,
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` (and their checks) in one run; partitioned ones over ``days``, as
+    a single-run backfill would."""
+    tags = {}
+    if days:
+        tags = {
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[1].isoformat(),
+        }
+    # the project's assets and checks with this demo's resources (servers, demo plant file)
+    demo_defs = dg.Definitions(
+        assets=defs.assets, asset_checks=defs.asset_checks, resources=resources
+    )
+    return demo_defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
-        resources=resources,
-        run_config=QUIET_RUN,
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
+        asset_selection=[dg.AssetKey(a) for a in assets],
+        run_config={**QUIET_RUN, **(run_config or {})},
+        tags=tags,
     )
 
 
@@ -136,9 +190,73 @@ def print_energy_table(rows: list[tuple], truth: dict[str, float], days: str) ->
     say(f"{'total':<29} {sum(r[2] for r in rows):>10.1f} {'':>9} {sum(truth.values()):>10.1f}")
 
 
-def run_demo(days: int = 1, seed: int = 42, settings: Settings | None = None) -> DemoResult:
+def print_kpi_table(database_url: str, first: dt.date, last: dt.date) -> None:
+    """The week's KPIs per machine and for the site, from marts.fct_kpi_daily."""
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            """
+            SELECT level_id, level, sum(energy_kwh), sum(total_cost), max(currency),
+                   sum(energy_kwh) / NULLIF(sum(parts), 0), max(peak_15min_kw),
+                   sum(idle_kwh) / NULLIF(sum(energy_kwh), 0),
+                   sum(out_of_hours_kwh) / NULLIF(sum(energy_kwh), 0),
+                   sum(energy_kwh) FILTER (WHERE enpi IS NOT NULL)
+                       / NULLIF(sum(expected_kwh) FILTER (WHERE enpi IS NOT NULL), 0)
+            FROM marts.fct_kpi_daily
+            WHERE level IN ('machine', 'site') AND local_date BETWEEN %s AND %s
+            GROUP BY level_id, level ORDER BY level DESC, level_id
+            """,
+            (first, last),
+        ).fetchall()
+    say(f"\nKPIs {first} .. {last} (marts.fct_kpi_daily; EnPI = actual / baseline-expected)")
+    say(
+        f"{'':<9} {'kWh':>9} {'cost':>9} {'kWh/part':>9} {'peak kW':>8} {'idle':>6} "
+        f"{'off-hrs':>7} {'EnPI':>6}"
+    )
+
+    def fmt(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    for scope, _, kwh, cost, _currency, sec, peak, idle, ooh, enpi in rows:
+        say(
+            f"{scope:<9} {kwh:>9.0f} {fmt(cost, '>9,.0f')} {fmt(sec, '>9.3f')} "
+            f"{fmt(peak, '>8.1f')} {fmt(idle, '>6.0%')} {fmt(ooh, '>7.0%')} {fmt(enpi, '>6.2f')}"
+        )
+    currency = next((r[4] for r in rows if r[4]), "")
+    say(f"(cost in {currency}, time-of-use tariff and demand charge)" if currency else "")
+
+
+def print_anomalies(database_url: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """The largest anomaly events of the window and the detectors' scores against the faults
+    the simulator injected; return the scores."""
+    from enms_dagster.analytics.evaluation import format_evaluation
+    from enms_dagster.anomaly_store import read_events, run_evaluation
+
+    with connect(database_url) as conn:
+        events = read_events(conn, start, end)
+        scores = run_evaluation(conn, start, end)
+    say(
+        f"\nAnomalies {start:%Y-%m-%d} .. {end:%Y-%m-%d}: {len(events)} events "
+        "(marts.anomaly_events)"
+    )
+    if len(events):
+        top = events.sort_values("excess_kwh", ascending=False, na_position="last").head(5)
+        for event in top.itertuples(index=False):
+            say(f"  - {event.sentence}")
+    say("\nFound against the simulator's injected faults (event level):")
+    say(format_evaluation(scores))
+    return scores.to_dict("records")
+
+
+def run_demo(
+    days: int = 1,
+    seed: int = 42,
+    settings: Settings | None = None,
+    history_days: int = HISTORY_DAYS,
+) -> DemoResult:
     if days < 1:
         raise ValueError(f"--days must be at least 1 (got {days})")
+    if history_days < 14:
+        raise ValueError(f"--history-days must be at least 14 for a baseline (got {history_days})")
     settings = settings or Settings.from_env()
     began = time.monotonic()
     with running_services(settings) as services:
@@ -151,38 +269,88 @@ def run_demo(days: int = 1, seed: int = 42, settings: Settings | None = None) ->
             f"schema:     {len(applied)} migration(s) applied" if applied else "schema:     current"
         )
 
+        plant_file = demo_plant_file(settings.plant_file, settings.state_dir)
         instance = dagster_instance(settings)
         resources = {
             "warehouse": WarehouseResource(database_url=services.database_url),
-            "plant": PlantResource(plant_file=str(settings.plant_file)),
+            "plant": PlantResource(plant_file=str(plant_file)),
         }
         dg.materialize(
             [plant_registry], instance=instance, resources=resources, run_config=QUIET_RUN
         )
-        plant = load_plant(settings.plant_file)
+        plant = load_plant(plant_file)
         site = next(iter(plant.sites.values()))
         first, last = demo_window(site.zone, days)
-        start = dt.datetime.combine(first, dt.time(), site.zone)
-        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), site.zone)
-        say(f"simulating: {len(plant.machines)} machines, {first} .. {last} ({site.timezone})")
+        history_first = first - dt.timedelta(days=history_days)
+        local = lambda day: dt.datetime.combine(day, dt.time(), site.zone)  # noqa: E731
+        start, end = local(first), local(last + dt.timedelta(days=1))
+        history_start = local(history_first)
+        evaluation_first = last - dt.timedelta(days=EVALUATION_DAYS - 1)
+        faults = plan_faults(plant, local(evaluation_first), end, seed, FAULT_RATE)
+        say(
+            f"plant:      {len(plant.machines)} machines of {plant_file.name} "
+            f"(sampled every {DEMO_SAMPLE_INTERVAL_S} s), {site.timezone}"
+        )
 
         with connect(services.database_url) as conn:
             (cursor,) = conn.execute(
                 "SELECT COALESCE(max(batch_id), 0) FROM raw.ingest_batches"
             ).fetchone()
-        published, stats = land_simulation(services, plant, start, end, seed)
+        progress = print_bar if sys.stderr.isatty() else None
+        counters: dict = {}  # the MQTT day's meters continue the history's
+        history = backfill_direct(
+            plant, history_start, start, services.database_url, seed=seed, faults=faults,
+            progress=progress, counters=counters,
+        )  # fmt: skip
+        if progress:
+            sys.stderr.write("\n")
         say(
-            f"landed:     {published.readings:,} readings in {published.messages:,} MQTT messages "
-            f"({published.seconds:.0f} s): {stats.readings_inserted:,} new, "
-            f"{stats.readings_duplicate:,} already there, {stats.quarantined} quarantined"
+            f"history:    {history_first} .. {first - dt.timedelta(days=1)} landed directly: "
+            f"{history.readings:,} readings ({history.seconds:.0f} s)"
         )
-        run = materialize_days(instance, resources, first, last, cursor)
-        say(f"dagster:    run {run.run_id[:8]} materialized energy_job for those days")
+        published, stats = land_simulation(services, plant, start, end, seed, faults, counters)
+        say(
+            f"MQTT:       {first} .. {last}: {published.readings:,} readings in "
+            f"{published.messages:,} messages ({published.seconds:.0f} s): "
+            f"{stats.readings_inserted:,} new, {stats.readings_duplicate:,} already there, "
+            f"{stats.quarantined} quarantined"
+        )
+        report_raw_readings(instance, resources, cursor)
+
+        t = time.monotonic()
+        materialize(instance, resources, ["hourly_energy", "hourly_drivers", "fct_energy_hourly"],
+                    (history_first, last))  # fmt: skip
+        baseline_end = evaluation_first - dt.timedelta(days=1)
+        materialize(
+            instance, resources, ["energy_baselines"],
+            run_config={"ops": {"energy_baselines": {"config": {
+                "reason": "demo", "period_end": baseline_end.isoformat()}}}},
+        )  # fmt: skip
+        materialize(instance, resources, ["kpi_daily", "fct_kpi_daily", "energy_performance"],
+                    (history_first, last))  # fmt: skip
+        materialize(instance, resources, ["anomalies"], (evaluation_first, last))
+        report = materialize(instance, resources, ["energy_report"], (last, last))
+        say(
+            f"dagster:    hourly energy, KPI marts, baselines ({history_first} .. {baseline_end}),"
+            f" anomalies and the report materialized ({time.monotonic() - t:.0f} s)"
+        )
 
         rows = energy_table(services.database_url, first, last)
         truth = published.truth.energy_kwh
         print_energy_table(rows, truth, f"{first} .. {last}")
-        say(f"\ndone in {time.monotonic() - began:.0f} s. The operations console: enms ui")
+        print_kpi_table(services.database_url, evaluation_first, last)
+        scores = print_anomalies(services.database_url, local(evaluation_first), end)
+        reports = [
+            Path(v.value.path if hasattr(v.value, "path") else v.value)
+            for e in report.asset_materializations_for_node("energy_report")
+            for k, v in e.metadata.items()
+            if k.startswith("report_") and not k.endswith("_url")
+        ]
+        say("")
+        for path in reports:
+            say(f"report:     {path}  (opens offline in any browser)")
+        say("UI:         python3 dev.py enms ui  ->  http://127.0.0.1:3000 (assets, runs, checks)")
+        say(f"done in {time.monotonic() - began:.0f} s.")
         return DemoResult(
             first,
             last,
@@ -190,4 +358,8 @@ def run_demo(days: int = 1, seed: int = 42, settings: Settings | None = None) ->
             stats.readings_inserted,
             dict(truth),
             {m: kwh for m, _, kwh, _ in rows},
+            history_first,
+            len(faults),
+            scores,
+            reports,
         )

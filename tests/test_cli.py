@@ -20,7 +20,7 @@ def enms(*args):
     [
         ((), "ENMS_DATABASE_URL"),
         (("db", "migrate"), "pending migrations"),
-        (("demo",), "publishes simulated telemetry"),
+        (("demo",), "precision and recall against the injected faults"),
         (("ui",), "dagster dev"),
         (("ingest",), "acknowledging only after commit"),
         (("simulate",), "--realtime"),

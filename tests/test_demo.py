@@ -54,7 +54,7 @@ def test_demo_uses_the_configured_servers(local_services, tmp_path, dagster_home
     # the demo's own (they once made it stop waiting too early)
     leave_stale_messages_for("enms-demo-ingestor", services.mqtt_url, 300)
     settings = Settings(services.database_url, services.mqtt_url, tmp_path / "state", SMALL_PLANT)
-    result = run_demo(days=1, settings=settings)
+    result = run_demo(days=1, settings=settings, history_days=14)
     out = capsys.readouterr().out
     assert "PostgreSQL: ENMS_DATABASE_URL" in out and "MQTT:       ENMS_MQTT_URL" in out
     assert not (tmp_path / "state" / "postgres").exists()  # no embedded server was started
@@ -71,6 +71,13 @@ def test_demo_uses_the_configured_servers(local_services, tmp_path, dagster_home
     assert mart == pytest.approx(result.mart_kwh)
     for machine, simulated in result.simulated_kwh.items():
         assert mart[machine] == pytest.approx(simulated, rel=0.01)
+    # the newcomer's summary: KPIs, anomalies scored against the injected faults, the report
+    assert "KPIs " in out and "plant-a" in out and "EnPI" in out
+    assert "Found against the simulator's injected faults" in out
+    assert result.faults > 0 and any(s["fault_kind"] == "all" for s in result.anomaly_scores)
+    [report] = result.reports
+    assert report.exists() and "<svg" in report.read_text()
+    assert f"report:     {report}" in out and "enms ui" in out
 
 
 def test_demo_with_nothing_configured_starts_embedded_servers_and_reuses_them(
@@ -79,13 +86,13 @@ def test_demo_with_nothing_configured_starts_embedded_servers_and_reuses_them(
     monkeypatch.delenv("ENMS_DATABASE_URL", raising=False)
     monkeypatch.delenv("ENMS_MQTT_URL", raising=False)
     settings = Settings(None, None, tmp_path / "state", SMALL_PLANT)
-    first = run_demo(days=1, settings=settings)
+    first = run_demo(days=1, settings=settings, history_days=14)
     out = capsys.readouterr().out
     assert "PostgreSQL: embedded" in out and "embedded amqtt broker" in out
     assert (tmp_path / "state" / "postgres" / "PG_VERSION").exists()
     assert first.readings_inserted == first.readings_published > 0
 
-    second = run_demo(days=1, settings=dataclasses.replace(settings))
+    second = run_demo(days=1, settings=dataclasses.replace(settings), history_days=14)
     out = capsys.readouterr().out
     assert "schema:     current" in out  # the same database, already migrated
     assert second.readings_inserted == 0  # every reading was already there

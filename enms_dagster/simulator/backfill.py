@@ -86,11 +86,13 @@ def backfill_direct(
     batch_readings: int = 500_000,
     workers: int = 2,
     progress: Callable[[float, str], None] | None = None,
+    counters: dict[str, dict[str, float]] | None = None,
 ) -> BackfillResult:
     """Simulate [start, end) and land every reading with ``land_batch``; write the fault labels
     (planned from ``fault_rate`` unless ``faults`` is given) and measures first. Simulation
     overlaps with landing: ``workers`` connections land batches while the next is simulated,
-    with at most ``workers`` batches in flight (bounded memory)."""
+    with at most ``workers`` batches in flight (bounded memory). ``counters`` carries the energy
+    and parts counters into a later simulation (see ``simulate``)."""
     result = BackfillResult()
     result.faults = list(
         plan_faults(plant, start, end, seed, fault_rate) if faults is None else faults
@@ -127,7 +129,7 @@ def backfill_direct(
 
         stream = simulate(
             plant, start, end, seed=seed, truth=result.truth, faults=result.faults,
-            measures=measures,
+            measures=measures, counters=counters,
         )  # fmt: skip
         pending: set[Future] = set()
         with ThreadPoolExecutor(max_workers=workers) as executor:

@@ -87,8 +87,11 @@ def publish_simulation(
     backpressure: Callable[[int], None] | None = None,
     faults: Sequence[FaultLabel] = (),
     measures: Sequence[EfficiencyMeasure] = (),
+    counters: dict[str, dict[str, float]] | None = None,
 ) -> PublishResult:
     """Simulate [start, end) and publish every sample; return once the broker acknowledged all.
+    ``counters`` continues the energy and parts counters of an earlier simulation (see
+    ``simulate``).
 
     ``backpressure(n)`` is called after every few hundred messages with the count published so
     far; a caller that can see the ingestor blocks there until it has caught up. A broker queues
@@ -102,8 +105,9 @@ def publish_simulation(
     pending: list[mqtt.MQTTMessageInfo] = []
     try:
         stream = simulate(
-            plant, start, end, seed=seed, truth=truth, faults=faults, measures=measures
-        )
+            plant, start, end, seed=seed, truth=truth, faults=faults, measures=measures,
+            counters=counters,
+        )  # fmt: skip
         for series in stream:
             per_sample = len(series.metrics) + (series.state is not None)
             for payload in to_payloads(series, readings_per_message):
