@@ -6,6 +6,9 @@ Every setting comes from an environment variable, read when a command starts (ne
 - ``ENMS_MQTT_URL``: ``mqtt://user:pass@host:port``; unset → embedded amqtt broker.
 - ``ENMS_STATE_DIR``: embedded database, broker log, local Dagster home; default ``./.enms``.
 - ``ENMS_PLANT_FILE``: YAML declaring sites, machines, tariffs; default the reference plant.
+- ``ENMS_ALERT_WEBHOOK_URL``: where anomaly alerts are POSTed besides MQTT; unset → MQTT only.
+- ``ENMS_ANALYST_PASSWORD``: read by ``enms db analyst-password`` to let the read-only
+  ``enms_analyst`` role log in (BI tools); unset → the role cannot log in.
 """
 
 from __future__ import annotations
