@@ -4,6 +4,7 @@ delete-then-insert over a time window in one transaction, so re-running a window
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from functools import cache
 
 import psycopg
@@ -24,6 +25,9 @@ MAX_POWER_GAP_S = 900
 # Sorts and hashes of one day stay in memory (the default 4 MB spills them to disk); JIT is off
 # because compiling a plan over dozens of daily partitions costs seconds and saves nothing here.
 TRANSFORM_SETTINGS = {"work_mem": "64MB", "jit": "off", "enable_bitmapscan": "off"}
+# Hourly energy reads its window in this many slices, which PostgreSQL shares out between the
+# leader and its parallel workers (two by default): six keep three processes evenly busy.
+HOURLY_ENERGY_SLICES = 6
 # Degree-hour bases stored with the drivers; baselines derive any other base from the mean.
 HEATING_BASE_C = 18.0
 COOLING_BASE_C = 18.0
@@ -37,7 +41,17 @@ def rebuild_hourly_energy(
 ) -> int:
     """Recompute ``core.hourly_energy`` for the hours in [start, end) from the readings in
     (start, end] (and the last reading before start); return rows written. Conventions are in
-    ``sql/transforms/hourly_energy.sql``."""
+    ``sql/transforms/hourly_energy.sql``.
+
+    The readings are grouped slice by slice in parallel workers (``CREATE TABLE AS`` may run in
+    parallel, ``INSERT ... SELECT`` may not), then the groups are turned into hours."""
+    params = {"start": start, "end": end, "max_gap_s": float(max_gap_s)}
+    slices = sql.SQL(" UNION ALL ").join(
+        sql.SQL(
+            "SELECT * FROM core.group_hourly_energy_readings({}, {}, %(start)s, %(max_gap_s)s)"
+        ).format(sql.Literal(lo), sql.Literal(hi))
+        for lo, hi in _hour_slices(start, end, HOURLY_ENERGY_SLICES)
+    )
     with conn.transaction():
         analyze_stale_readings(conn)
         _apply_settings(conn)
@@ -45,11 +59,28 @@ def rebuild_hourly_energy(
             "DELETE FROM core.hourly_energy WHERE hour_start >= %s AND hour_start < %s",
             (start, end),
         )
-        rows = conn.execute(
-            _sql("hourly_energy"), {"start": start, "end": end, "max_gap_s": float(max_gap_s)}
-        ).rowcount
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE hourly_energy_groups ON COMMIT DROP AS {}").format(slices),
+            params,
+        )
+        rows = conn.execute(_sql("hourly_energy"), params).rowcount
+        conn.execute("DROP TABLE hourly_energy_groups")
         _record_partition_run(conn, "hourly_energy", start, end)
         return rows
+
+
+def _hour_slices(
+    start: dt.datetime, end: dt.datetime, count: int
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Cut (start, end] at whole UTC hours into about ``count`` slices of similar length."""
+    cuts = {
+        (start + (end - start) * i / count)
+        .astimezone(dt.UTC)
+        .replace(minute=0, second=0, microsecond=0)
+        for i in range(1, count)
+    }
+    bounds = [start, *sorted(cut for cut in cuts if start < cut < end), end]
+    return list(itertools.pairwise(bounds))
 
 
 def analyze_stale_readings(conn: psycopg.Connection) -> list[str]:

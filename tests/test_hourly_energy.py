@@ -42,6 +42,16 @@ def test_counter_deltas_with_a_reset_never_go_negative(warehouse):
     assert hourly(warehouse, "CMP-01") == {9: (0.0, "counter"), 10: (4.0, "counter")}
 
 
+def test_a_counter_jumping_up_beyond_what_the_machine_can_draw_is_not_energy(warehouse):
+    # CMP-01 is rated 75 kW: 8 000 kWh in 15 minutes is a re-based meter, not consumption
+    counter = [(0, 100.0), (15, 101.0), (30, 8102.0), (45, 8103.0), (60, 8104.0)]
+    rows = [("CMP-01", "energy_kwh_total", at(m), v) for m, v in counter]
+    rows += [("CMP-01", "power_kw", at(m), 4.0) for m, _ in counter]
+    land_batch(warehouse, rows, source="test", messages=1)
+    # +1 kWh at 10:15, 10:45, 11:00; the jump at 10:30 is 4 kW for 15 min = 1 kWh
+    assert hourly(warehouse, "CMP-01") == {9: (0.0, "counter"), 10: (4.0, "counter")}
+
+
 def test_power_only_machines_integrate_power_over_the_sample_spacing(warehouse):
     rows = [("HYD-01", "power_kw", at(seconds=30 * i), 6.0) for i in range(121)]
     land_batch(warehouse, rows, source="test", messages=1)
