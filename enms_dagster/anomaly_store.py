@@ -1,5 +1,6 @@
-"""Reading the hourly inputs of anomaly detection and storing its flags and events, with no
-Dagster in it (the asset ``anomalies`` and the CLI call these).
+"""Reading the inputs of anomaly detection (hourly energy, and what the raw-reading detectors
+need from ``sql/anomalies``) and storing its flags and events, with no Dagster in it (the asset
+``anomalies`` and the CLI call these).
 
 Flags are replaced a window at a time (delete + insert). Events are then recomputed from the
 stored flags around the window and reconciled with the stored events (``analytics/events.py``),
@@ -12,25 +13,51 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
-from enms_dagster.analytics.anomalies import FLAG_COLUMNS
+from enms_dagster.analytics.anomalies import (
+    COUNTER_STEP_COLUMNS,
+    DEFAULT_THRESHOLDS,
+    FLAG_COLUMNS,
+    FROZEN_RUN_COLUMNS,
+    NOISE_METRICS,
+    RESET_METRICS,
+    SIGNAL_NOISE_COLUMNS,
+    RawSignals,
+    Thresholds,
+)
 from enms_dagster.analytics.evaluation import evaluate, evaluate_detectors, format_evaluation
 from enms_dagster.analytics.events import (
     EVENT_COLUMNS,
     STATE_COLUMNS,
     MachineLabel,
+    _kw,
+    _kwh,
+    _when,
+    describe_event,
     group_runs,
     reconcile_events,
 )
 from enms_dagster.plant import Plant
+from enms_dagster.settings import REPO_DIR
 
+SQL_DIR = REPO_DIR / "sql" / "anomalies"
 # Any constant works; it serializes concurrent runs of the anomalies asset.
 _EVENTS_LOCK_KEY = 5_005_009
+# How far beyond the window a run of identical power readings is followed, so that a run
+# crossing midnight is judged whole whichever day is computed first.
+_FROZEN_RUN_MARGIN = dt.timedelta(hours=1)
+
+
+@cache
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
 
 _HOURLY_SQL = """
 SELECT e.machine_id, m.machine_type, m.rated_power_kw, m.site_id, e.hour_start, e.local_date,
@@ -110,6 +137,101 @@ def read_residuals(
     )
     models = ", ".join(sorted({str(m) for m in frame.get("model_id", pd.Series()).dropna()}))
     return frame, f"residuals against baseline model(s) {models or '?'}"
+
+
+def update_signal_noise(
+    conn: psycopg.Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    reference_start: dt.datetime | None = None,
+) -> int:
+    """Recompute ``core.hourly_signal_noise`` for the machine-hours of [start, end) from raw
+    readings (delete + insert), and compute the hours of [reference_start, start) that have
+    hourly energy but were never computed (a first run, or days landed late), so the reference
+    is read from the table instead of weeks of raw readings. Returns the rows written."""
+    metrics = list(NOISE_METRICS)
+    written = 0
+    with conn.transaction():
+        # concurrent runs of the asset may share reference hours
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK_KEY,))
+        spans = [(start, end)]
+        if reference_start is not None and reference_start < start:
+            first, last = conn.execute(
+                "SELECT min(e.hour_start), max(e.hour_start) FROM core.hourly_energy e "
+                "WHERE e.hour_start >= %(from)s AND e.hour_start < %(to)s AND NOT EXISTS ("
+                "    SELECT 1 FROM core.hourly_signal_noise n WHERE n.machine_id = e.machine_id"
+                "    AND n.metric = ANY(%(metrics)s) AND n.hour_start = e.hour_start)",
+                {"from": reference_start, "to": start, "metrics": metrics},
+            ).fetchone()
+            if first is not None:
+                spans.insert(0, (first, last + dt.timedelta(hours=1)))
+        for low, high in spans:
+            conn.execute(
+                "DELETE FROM core.hourly_signal_noise WHERE hour_start >= %s AND hour_start < %s",
+                (low, high),
+            )
+            cursor = conn.execute(
+                _sql("hourly_signal_noise"), {"metrics": metrics, "start": low, "end": high}
+            )
+            written += cursor.rowcount
+    return written
+
+
+def _typed(frame: pd.DataFrame, columns, timestamps, numbers) -> pd.DataFrame:
+    frame = frame.reindex(columns=list(columns))
+    for column in timestamps:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in numbers:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def read_raw_signals(
+    conn: psycopg.Connection,
+    since: dt.datetime,
+    start: dt.datetime,
+    end: dt.datetime,
+    th: Thresholds = DEFAULT_THRESHOLDS,
+) -> RawSignals:
+    """The raw-reading detectors' input: unrecorded counter resets and runs of identical power
+    readings in [start, end) (from raw readings, one pass per machine), and the hourly noise
+    of [since, end) (from ``core.hourly_signal_noise``: run ``update_signal_noise`` first)."""
+    steps = _frame(
+        conn.execute(
+            _sql("counter_steps_back"),
+            {"metrics": list(RESET_METRICS), "start": start, "end": end},
+        )
+    )
+    runs = _frame(
+        conn.execute(
+            _sql("frozen_power_runs"),
+            {
+                "start": start,
+                "end": end,
+                "margin": _FROZEN_RUN_MARGIN,
+                "min_samples": th.frozen_min_samples,
+                "min_duration": dt.timedelta(minutes=th.frozen_min_minutes),
+            },
+        )
+    )
+    noise = _frame(
+        conn.execute(
+            "SELECT machine_id, metric, hour_start, samples, mean_value, noise "
+            "FROM core.hourly_signal_noise WHERE hour_start >= %s AND hour_start < %s "
+            "ORDER BY machine_id, metric, hour_start",
+            (since, end),
+        )
+    )
+    return RawSignals(
+        _typed(steps, COUNTER_STEP_COLUMNS, ("ts", "prev_ts"), ("prev_value", "value")),
+        _typed(
+            runs,
+            FROZEN_RUN_COLUMNS,
+            ("first_ts", "last_ts"),
+            ("power_kw", "samples", "running_samples", "idle_samples", "off_samples"),
+        ),
+        _typed(noise, SIGNAL_NOISE_COLUMNS, ("hour_start",), ("samples", "mean_value", "noise")),
+    )
 
 
 def machine_labels(plant: Plant) -> dict[str, MachineLabel]:
@@ -251,12 +373,14 @@ def store_anomalies(
         runs = group_runs(stored, max_gap_h)
         keep = [_keep(run, start, end, touching) for run in runs.itertuples(index=False)]
         runs = runs.loc[np.array(keep, dtype=bool)]
-        changes = reconcile_events(runs, touching, labels, now, currency)
+        changes = reconcile_events(
+            runs, _generic_sentences(touching, labels, currency), labels, now, currency
+        )
         if changes.deleted:
             conn.execute(
                 "DELETE FROM marts.anomaly_events WHERE event_id = ANY(%s)", (changes.deleted,)
             )
-        _upsert_events(conn, changes.upserts)
+        _upsert_events(conn, _raw_signal_sentences(changes.upserts, runs, labels))
         conn.execute(
             "UPDATE marts.anomalies a SET event_id = e.event_id FROM marts.anomaly_events e "
             "WHERE a.machine_id = e.machine_id AND a.kind = e.kind "
@@ -266,6 +390,65 @@ def store_anomalies(
             (low, high),
         )
     return StoreResult(len(flags), changes.created, changes.updated, changes.deleted)
+
+
+# The kinds of the raw-reading detectors, which analytics.events.describe_event words only
+# generically ("behaved unusually"): their events get the sentences below. Stored events are
+# compared in the generic wording, so recomputing the same data still changes nothing.
+_RAW_SIGNAL_KINDS = ("meter_reset", "unsteady_pressure")
+
+
+def describe_raw_signal_event(run, label: MachineLabel) -> str:
+    """One sentence a technician understands for a meter_reset or unsteady_pressure run."""
+    who = f"{label.name} ({run.machine_id})" if label.name != run.machine_id else run.machine_id
+    when = _when(run.start_ts, run.end_ts, label.timezone)
+    if run.kind == "meter_reset":
+        return (
+            f"The energy counter of {who} dropped from {_kwh(run.normal)} kWh to "
+            f"{_kwh(run.observed)} kWh {when} and no reset was recorded: if the meter was "
+            "replaced or its controller restarted, record the reset so the data checks expect it."
+        )
+    return (
+        f"The pressure of {who} was unsteady {when}: it moved {_kw(run.observed)} bar from one "
+        f"reading to the next where {_kw(run.normal)} bar is usual. Check the pump for "
+        "cavitation (suction line, oil level, filter) and the pressure sensor."
+    )
+
+
+def _generic_sentences(
+    events: pd.DataFrame, labels: dict[str, MachineLabel], currency: str
+) -> pd.DataFrame:
+    """Stored events with the generic sentence in place of a raw-signal one, as
+    ``reconcile_events`` words them."""
+    raw = events["kind"].isin(_RAW_SIGNAL_KINDS)
+    if not raw.any():
+        return events
+    events = events.copy()
+    events.loc[raw, "sentence"] = [
+        describe_event(e, labels.get(e.machine_id) or MachineLabel(e.machine_id, ""), currency)
+        for e in events[raw].itertuples(index=False)
+    ]
+    return events
+
+
+def _raw_signal_sentences(
+    upserts: pd.DataFrame, runs: pd.DataFrame, labels: dict[str, MachineLabel]
+) -> pd.DataFrame:
+    """Events to write, with the raw-signal sentences of their runs."""
+    raw = upserts["kind"].isin(_RAW_SIGNAL_KINDS)
+    if not raw.any():
+        return upserts
+    key = ["machine_id", "kind", "start_ts", "end_ts"]
+    by_key = {tuple(getattr(r, k) for k in key): r for r in runs.itertuples(index=False)}
+    upserts = upserts.copy()
+    upserts.loc[raw, "sentence"] = [
+        describe_raw_signal_event(
+            by_key[tuple(getattr(e, k) for k in key)],
+            labels.get(e.machine_id) or MachineLabel(e.machine_id, ""),
+        )
+        for e in upserts[raw].itertuples(index=False)
+    ]
+    return upserts
 
 
 def _keep(run, start, end, touching: pd.DataFrame) -> bool:

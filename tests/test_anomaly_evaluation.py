@@ -94,6 +94,13 @@ def test_false_alarms_are_events_per_week_on_machines_without_faults(scores):
     assert scores.loc["all", "false_alarms_per_machine_week"] == 0.5
 
 
+def test_events_overlapping_no_label_are_counted_per_monitored_machine_week(scores):
+    # 4 of the 8 events overlap no label; 6 machines monitored for two weeks
+    assert scores.loc["all", "machines"] == 6
+    assert scores.loc["all", "unmatched_events"] == 4
+    assert scores.loc["all", "unmatched_per_machine_week"] == pytest.approx(4 / 12)
+
+
 def test_no_events_means_no_precision_and_nothing_found():
     scores = evaluate(EVENTS.iloc[:0], LABELS).set_index("fault_kind")
     assert scores.loc["all", "found"] == 0
@@ -110,5 +117,5 @@ def test_precision_per_detector():
 def test_the_scores_print_as_a_table(scores):
     text = format_evaluation(scores.reset_index())
     assert "left_running                  2      2    100%      1.0" in text
-    assert "precision 50% (4 of 8 events overlap a fault)" in text
+    assert "precision 50% (4 of 8 events overlap a fault); 4 overlap none (0.33 per" in text
     assert "2 fault-free machines: 2 (0.50 per machine-week)" in text

@@ -1,4 +1,5 @@
-"""Anomaly detectors on hand-built hourly data: each rule, the residual family and the forest."""
+"""Anomaly detectors on hand-built data: each rule, the residual family and the forest on hourly
+frames; the raw-reading detectors on readings planted in a real warehouse."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import pytest
 from enms_dagster.analytics.anomalies import (
     FLAG_COLUMNS,
     HOURLY_COLUMNS,
+    SIGNAL_NOISE_COLUMNS,
+    RawSignals,
     Thresholds,
     detect_anomalies_by_day,
     detect_base_load_creep,
+    detect_frozen_power,
     detect_idle_power,
+    detect_meter_resets,
     detect_multivariate_anomalies,
     detect_out_of_hours,
     detect_power_while_off,
@@ -23,9 +28,18 @@ from enms_dagster.analytics.anomalies import (
     detect_residual_zscores,
     detect_rule_anomalies,
     detect_stuck_signal,
+    detect_unsteady_pressure,
     local_days,
     severity_for,
 )
+from enms_dagster.analytics.events import MachineLabel
+from enms_dagster.anomaly_store import (
+    read_events,
+    read_raw_signals,
+    store_anomalies,
+    update_signal_noise,
+)
+from enms_dagster.ingest.landing import land_batch
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FIRST_DAY = dt.date(2026, 2, 2)  # a Monday; 35 days end before the change to summer time
@@ -431,3 +445,261 @@ def test_a_normal_week_raises_nothing():
         frame, local(monday), local(monday + dt.timedelta(days=7)), "Europe/Berlin"
     )
     assert flags.empty, flags[["machine_id", "hour_start", "kind"]]
+
+
+# --- raw readings: meter resets ---------------------------------------------------------------
+
+RAW_DAY = dt.date(2026, 3, 10)  # a Tuesday
+NO_HOURS = machine_hours().iloc[:0]  # the raw detectors need no hourly energy to flag
+
+
+def counter(machine: str, first: pd.Timestamp, values, step_s: int = 60) -> list[tuple]:
+    """energy_kwh_total readings from ``first``, one every ``step_s`` seconds."""
+    return [
+        (machine, "energy_kwh_total", (first + pd.Timedelta(seconds=step_s * i)).to_pydatetime(), v)
+        for i, v in enumerate(values)
+    ]
+
+
+def raw_signals(conn, day: dt.date = RAW_DAY) -> RawSignals:
+    return read_raw_signals(conn, local(day), local(day), local(day, 24))
+
+
+@pytest.fixture
+def raw_tables(warehouse):
+    """The warehouse, with the tables the raw-reading detectors and events write emptied."""
+    warehouse.execute(
+        "TRUNCATE core.counter_resets, core.hourly_signal_noise, marts.anomalies, "
+        "marts.anomaly_events"
+    )
+    return warehouse
+
+
+def meter_readings() -> list[tuple]:
+    rising = [5000.0 + 0.5 * i for i in range(90)]
+    return (
+        # CMP-01: reset at 11:30, then counting on from zero
+        counter("CMP-01", local(RAW_DAY, 10), rising + [0.5 + 0.5 * i for i in range(30)])
+        # HVAC-01: reset at 11:00, recorded (the meter was replaced)
+        + counter("HVAC-01", local(RAW_DAY, 10), rising[:60] + [0.2 * i for i in range(30)])
+        # MTR-01: a rollover of a five-digit register is not a reset
+        + counter("MTR-01", local(RAW_DAY, 10), [99_998.0, 99_999.0, 99_999.8, 0.6, 1.4], 900)
+        # CNV-01: the first reading of the day is lower than the last of the day before
+        + counter("CNV-01", local(RAW_DAY, 0) - pd.Timedelta(minutes=2), [812.0, 812.2, 0.1, 0.3])
+    )
+
+
+@pytest.mark.integration
+def test_an_energy_counter_stepping_back_is_a_meter_reset_unless_recorded_or_rolled_over(
+    raw_tables,
+):
+    land_batch(raw_tables, meter_readings(), source="test", messages=1)
+    recorded = local(RAW_DAY, 11) - pd.Timedelta(seconds=20)  # between two readings
+    raw_tables.execute(
+        "INSERT INTO core.counter_resets (machine_id, metric, ts, note) "
+        "VALUES ('HVAC-01', 'energy_kwh_total', %s, 'meter replaced')",
+        (recorded.to_pydatetime(),),
+    )
+    flags = detect_meter_resets(raw_signals(raw_tables).counter_steps, NO_HOURS, local(RAW_DAY))
+    assert [
+        (f.machine_id, f"{f.hour_start.tz_convert(BERLIN):%H}") for f in flags.itertuples()
+    ] == [
+        ("CMP-01", "11"),
+        ("CNV-01", "00"),
+    ]
+    cmp = flags.iloc[0]
+    assert (cmp["kind"], cmp["method"], cmp["severity"]) == ("meter_reset", "rule", "medium")
+    assert (cmp["normal"], cmp["observed"]) == (5044.5, 0.5)  # the step, in kWh
+    assert flags["excess_kwh"].fillna(0).eq(0).all()  # no energy was lost
+
+
+@pytest.mark.integration
+def test_a_meter_reset_event_tells_the_technician_what_happened_and_what_to_do(raw_tables):
+    land_batch(raw_tables, meter_readings(), source="test", messages=1)
+    start, end = local(RAW_DAY), local(RAW_DAY, 24)
+    flags = detect_meter_resets(raw_signals(raw_tables).counter_steps, NO_HOURS, start)
+    labels = {"CMP-01": MachineLabel("Compressor 1", "plant-a", "Europe/Berlin")}
+    stored = store_anomalies(raw_tables, start, end, flags, labels)
+    assert "CMP-01.meter_reset.20260310T1000Z" in stored.created
+    events = read_events(raw_tables, start, end).set_index("machine_id")
+    assert events.loc["CMP-01", "sentence"] == (
+        "The energy counter of Compressor 1 (CMP-01) dropped from 5,044 kWh to 0.5 kWh on "
+        "Tue 10 Mar between 11:00 and 12:00 and no reset was recorded: if the meter was replaced "
+        "or its controller restarted, record the reset so the data checks expect it."
+    )
+    again = store_anomalies(raw_tables, start, end, flags, labels)
+    assert (again.created, again.updated, again.deleted) == ([], [], [])
+
+
+# --- raw readings: a frozen power reading -----------------------------------------------------
+
+
+def power_day(
+    step_s: int, on_kw: float, *, seed: int = 1, idle_before_shift: float = 0.0
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """A day of power and state readings: running with noisy power in the 06:00-22:00 shift,
+    off at exactly 0 kW outside it (idling at a constant ``idle_before_shift`` kW in the hour
+    before the shift, when given)."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(local(RAW_DAY), local(RAW_DAY, 24), freq=f"{step_s}s", inclusive="right")
+    hour = stamps.tz_convert(BERLIN).hour
+    shift = (hour >= 6) & (hour < 22)
+    power = np.where(shift, np.round(on_kw * rng.normal(1.0, 0.03, len(stamps)), 4), 0.0)
+    state = np.where(shift, 2.0, 0.0)
+    if idle_before_shift:
+        before = hour == 5
+        power, state = np.where(before, idle_before_shift, power), np.where(before, 1.0, state)
+    return stamps, power, state
+
+
+def power_readings(machine: str, stamps, power, state) -> list[tuple]:
+    rows = []
+    for ts, kw, code in zip(stamps, power, state, strict=True):
+        rows += [(machine, "power_kw", ts.to_pydatetime(), float(kw))]
+        rows += [(machine, "state", ts.to_pydatetime(), float(code))]
+    return rows
+
+
+@pytest.mark.integration
+def test_a_power_reading_frozen_while_the_machine_runs_is_a_stuck_signal(raw_tables):
+    stamps, power, state = power_day(30, 20.0)
+    clock = stamps.tz_convert(BERLIN)
+    frozen = (clock >= local(RAW_DAY, 10)) & (
+        clock <= local(RAW_DAY, 10) + pd.Timedelta(minutes=40)
+    )
+    power[frozen] = power[np.argmax(frozen)]  # stuck at its 10:00 reading until 10:40
+    brief = (clock > local(RAW_DAY, 14)) & (clock <= local(RAW_DAY, 14) + pd.Timedelta(minutes=8))
+    power[brief] = 19.5  # eight minutes: too short to call it stuck
+    land_batch(raw_tables, power_readings("HYD-01", stamps, power, state), source="t", messages=1)
+    flags = detect_frozen_power(raw_signals(raw_tables).frozen_runs, NO_HOURS, local(RAW_DAY))
+    assert flagged_local_hours(flags, "stuck_signal") == ["Tue 10"]
+    assert flags["observed"].iloc[0] == power[np.argmax(frozen)]
+    assert flags["severity"].iloc[0] == "medium"  # 40 minutes: a data fault, never high
+
+
+@pytest.mark.integration
+def test_zero_power_while_the_machine_reports_running_is_a_stuck_signal(raw_tables):
+    stamps, power, state = power_day(10, 6.0)
+    clock = stamps.tz_convert(BERLIN)
+    starting = (clock > local(RAW_DAY, 6)) & (clock <= local(RAW_DAY, 6) + pd.Timedelta(minutes=30))
+    power[starting] = 0.0  # the sensor reads nothing for the first half hour of the shift
+    land_batch(raw_tables, power_readings("CNV-01", stamps, power, state), source="t", messages=1)
+    flags = detect_frozen_power(raw_signals(raw_tables).frozen_runs, NO_HOURS, local(RAW_DAY))
+    assert flagged_local_hours(flags, "stuck_signal") == ["Tue 06"]
+    assert flags["observed"].iloc[0] == 0.0
+
+
+@pytest.mark.integration
+def test_a_machine_off_at_0_kw_or_idling_at_a_constant_standby_load_is_not_stuck(raw_tables):
+    # off at exactly 0 kW for eight hours at night, then heaters at a constant 6.75 kW for the
+    # hour before the shift: both are what the machine really draws
+    stamps, power, state = power_day(30, 30.0, idle_before_shift=6.75)
+    land_batch(raw_tables, power_readings("IMM-01", stamps, power, state), source="t", messages=1)
+    runs = raw_signals(raw_tables).frozen_runs
+    assert runs["power_kw"].tolist() == [6.75]  # the standby run is read, the night is quiet
+    assert detect_frozen_power(runs, NO_HOURS, local(RAW_DAY)).empty
+
+
+def test_a_frozen_run_and_a_flat_hour_flag_the_hour_once():
+    frame = machine_hours()
+    frame.loc[hours_of(frame, SCORED_DAY, 10, 1), ["avg_kw", "max_kw", "peak_15min_kw"]] = 41.2
+    runs = pd.DataFrame(
+        {
+            "machine_id": ["CMP-01"],
+            "power_kw": [41.2],
+            "first_ts": [local(SCORED_DAY, 10)],
+            "last_ts": [local(SCORED_DAY, 11) + pd.Timedelta(minutes=30)],
+            "samples": [5400.0],
+            "running_samples": [5400.0],
+            "idle_samples": [0.0],
+            "off_samples": [0.0],
+        }
+    )
+    raw = RawSignals.empty()
+    raw = RawSignals(raw.counter_steps, runs, raw.signal_noise)
+    flags = detect_anomalies_by_day(
+        frame, local(SCORED_DAY), local(SCORED_DAY, 24), "Europe/Berlin", raw=raw
+    )
+    assert flagged_local_hours(flags, "stuck_signal") == ["Tue 10", "Tue 11"]
+    assert flags.loc[flags["kind"] == "stuck_signal", "score"].tolist() == [6.0, 6.0]  # 90 min
+
+
+# --- raw readings: unsteady pressure ----------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_hourly_noise_is_the_upper_quartile_step_and_ignores_a_level_change(raw_tables):
+    start = local(RAW_DAY, 10)
+    steady = [180.0 + (3.0 if i % 2 else 0.0) for i in range(120)]  # steps of 3 bar
+    # a changeover: 160 bar, then 180 bar, each with steps of 1 bar
+    changeover = [(160.0 if i < 60 else 180.0) + (i % 2) for i in range(120)]
+    rows = [
+        ("HYD-01", "pressure_bar", (start + pd.Timedelta(seconds=30 * (i + 1))).to_pydatetime(), v)
+        for i, v in enumerate(steady + changeover)
+    ]
+    land_batch(raw_tables, rows, source="test", messages=1)
+    for machine in ("HYD-01", "CNV-01"):
+        for h in (0, 1):
+            raw_tables.execute(
+                "INSERT INTO core.hourly_energy (machine_id, hour_start, local_date, energy_kwh, "
+                "energy_method, samples) VALUES (%s, %s, %s, 1.0, 'power', 120)",
+                (machine, (start + pd.Timedelta(hours=h)).to_pydatetime(), RAW_DAY),
+            )
+    assert update_signal_noise(raw_tables, start, start + pd.Timedelta(hours=2)) == 4
+    noise = raw_signals(raw_tables).signal_noise.set_index(["machine_id", "hour_start"])
+    hyd, cnv = noise.loc["HYD-01"], noise.loc["CNV-01"]
+    assert hyd["samples"].tolist() == [120, 120]
+    assert hyd["noise"].tolist() == [3.0, 1.0]
+    assert cnv["samples"].tolist() == [0, 0]  # computed: the conveyor has no pressure
+    assert cnv["noise"].isna().all()
+
+
+def pressure_noise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hourly pressure noise of a pump: steps of about 3 bar at 180 bar while it runs, none
+    while it is off."""
+    rng = np.random.default_rng(4)
+    on = frame["running_h"] > 0
+    return pd.DataFrame(
+        {
+            "machine_id": frame["machine_id"],
+            "metric": "pressure_bar",
+            "hour_start": frame["hour_start"],
+            "samples": 120.0,
+            "mean_value": np.where(on, 180.0, 0.0),
+            "noise": np.where(on, rng.normal(3.0, 0.2, len(frame)), 0.0),
+        }
+    )[list(SIGNAL_NOISE_COLUMNS)]
+
+
+def test_pressure_steps_far_larger_than_usual_are_unsteady_pressure():
+    frame = machine_hours("HYD-01", "hydraulic_pump", rated_kw=30, shift_kwh=20)
+    noise = pressure_noise(frame)
+    noise.loc[hours_of(noise, SCORED_DAY, 9, 5), "noise"] = 12.0  # cavitation in the shift
+    noise.loc[hours_of(noise, SCORED_DAY, 15, 1), "noise"] = 4.5  # 1.5 times usual: tolerated
+    cavitating_off = hours_of(noise, SCORED_DAY, 2, 2)  # off, yet the pressure reads 5 bar steps
+    noise.loc[cavitating_off, ["noise", "mean_value"]] = [5.0, 4.0]
+    cut = frame["hour_start"] < local(SCORED_DAY, 24)
+    flags = detect_unsteady_pressure(noise[cut], frame[cut], local(SCORED_DAY))
+    assert flagged_local_hours(flags, "unsteady_pressure") == [
+        "Tue 02",
+        "Tue 03",
+        "Tue 09",
+        "Tue 10",
+        "Tue 11",
+        "Tue 12",
+        "Tue 13",
+    ]
+    shift = flags[flags["hour_start"] >= local(SCORED_DAY, 9)]
+    assert shift["normal"].iloc[0] == pytest.approx(3.0, abs=0.1)
+    assert set(shift["severity"]) == {"medium"}  # 12 bar against a limit of about 6
+    assert flags["excess_kwh"].abs().max() == 0
+
+
+def test_pressure_in_a_state_the_reference_rarely_saw_is_not_judged():
+    frame = machine_hours("CMP-01", "compressor")
+    noise = pressure_noise(frame)
+    odd = hours_of(frame, SCORED_DAY, 16, 1)
+    frame.loc[odd, ["running_h", "idle_h"]] = [0.3, 0.7]  # mostly idle in the shift: never before
+    noise.loc[odd, "noise"] = 9.0  # a compressor cycling load/unload moves its pressure more
+    cut = frame["hour_start"] < local(SCORED_DAY, 24)
+    assert detect_unsteady_pressure(noise[cut], frame[cut], local(SCORED_DAY)).empty

@@ -3,9 +3,10 @@
 A label is found when an event of the same machine overlaps it (any detector, any kind). From
 that: precision = events overlapping some label ÷ events; recall per fault kind = labels found ÷
 labels; detection delay = first overlapping event start − label start, clipped at 0, reported as
-the median per kind; and the false-alarm rate on machines without any fault in the period, in
-events per machine-week. Point-adjusted F1 is not used: it credits a whole fault for one lucky
-hour and hides the false alarms (../shared/DOMAIN.md).
+the median per kind; the events that overlap no label, per monitored machine-week; and the
+false-alarm rate on machines without any fault in the period, in events per machine-week.
+Point-adjusted F1 is not used: it credits a whole fault for one lucky hour and hides the false
+alarms (../shared/DOMAIN.md).
 
 Intervals: an event covers [start_ts, end_ts), a label (start_ts, end_ts]; they overlap when
 each starts before the other ends.
@@ -28,6 +29,9 @@ EVALUATION_COLUMNS = (
     "events",  # "all" only: every event in the period
     "true_events",  # "all" only: events overlapping some label
     "precision",
+    "machines",  # "all" only: machines monitored
+    "unmatched_events",  # events overlapping no label
+    "unmatched_per_machine_week",
     "fault_free_machines",
     "false_alarms",  # events on fault-free machines
     "false_alarms_per_machine_week",
@@ -95,6 +99,12 @@ def evaluate(
     first = pd.Timestamp(start) if start is not None else stamps.min()
     last = pd.Timestamp(end) if end is not None else stamps.max()
     weeks = 0.0 if pd.isna(first) or pd.isna(last) else (last - first) / pd.Timedelta(days=7)
+    unmatched = len(events) - true_events
+    overall["machines"] = len(monitored)
+    overall["unmatched_events"] = unmatched
+    overall["unmatched_per_machine_week"] = (
+        unmatched / (len(monitored) * weeks) if monitored and weeks > 0 else np.nan
+    )
     false_alarms = int(events["machine_id"].isin(fault_free).sum())
     overall["fault_free_machines"] = len(fault_free)
     overall["false_alarms"] = false_alarms
@@ -103,7 +113,16 @@ def evaluate(
     )
     rows.append(overall)
     table = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
-    counts = ["labels", "found", "events", "true_events", "fault_free_machines", "false_alarms"]
+    counts = [
+        "labels",
+        "found",
+        "events",
+        "true_events",
+        "machines",
+        "unmatched_events",
+        "fault_free_machines",
+        "false_alarms",
+    ]
     return table.astype({c: "Int64" for c in counts})
 
 
@@ -143,14 +162,17 @@ def format_evaluation(scores: pd.DataFrame) -> str:
     if len(total):
         t = total.iloc[0]
         precision = "-" if pd.isna(t.precision) else f"{t.precision:.0%}"
-        rate = (
-            "-"
-            if pd.isna(t.false_alarms_per_machine_week)
-            else f"{t.false_alarms_per_machine_week:.2f}"
-        )
         lines.append(
             f"precision {precision} ({t.true_events} of {t.events} events overlap a fault); "
+            f"{t.unmatched_events} overlap none ({_rate(t.unmatched_per_machine_week)} per "
+            f"machine-week over {t.machines} machines)"
+        )
+        lines.append(
             f"false alarms on {t.fault_free_machines} fault-free machines: {t.false_alarms} "
-            f"({rate} per machine-week)"
+            f"({_rate(t.false_alarms_per_machine_week)} per machine-week)"
         )
     return "\n".join(lines)
+
+
+def _rate(value) -> str:
+    return "-" if pd.isna(value) else f"{value:.2f}"

@@ -1,5 +1,5 @@
-"""Anomalies: hourly flags from the residual, Isolation Forest and rule detectors, merged into
-events, a local day (or a range of days, in one run) at a time."""
+"""Anomalies: hourly flags from the residual, Isolation Forest, rule and raw-reading detectors,
+merged into events, a local day (or a range of days, in one run) at a time."""
 
 import base64
 import datetime as dt
@@ -20,9 +20,11 @@ from enms_dagster.anomaly_store import (
     plant_currency,
     read_events,
     read_hourly_frame,
+    read_raw_signals,
     read_residuals,
     run_evaluation,
     store_anomalies,
+    update_signal_noise,
 )
 from enms_dagster.charts import markdown_table, plt
 from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
@@ -53,8 +55,10 @@ def anomalies(
 ) -> dg.MaterializeResult:
     """marts.anomalies (hourly flags) and marts.anomaly_events: energy above the baseline,
     unusual load for the time of week, out-of-hours energy, high idle power, base-load creep,
-    power while off and stuck power readings, each with expected vs actual kWh, excess cost and
-    a sentence for the technician."""
+    power while off, stuck power readings, unrecorded meter resets and unsteady pressure, each
+    with expected vs actual kWh, excess cost and a sentence for the technician. Keeps the hourly
+    noise of pressure readings in core.hourly_signal_noise for the days it scores (and any
+    reference day it lacks), so later days compare with it instead of weeks of raw readings."""
     window = context.partition_time_window
     registry = plant.load()
     labels, currency = machine_labels(registry), plant_currency(registry)
@@ -63,6 +67,8 @@ def anomalies(
     with warehouse.connect() as conn:
         hourly = read_hourly_frame(conn, since, window.end)
         residuals, baseline_note = read_residuals(conn, since, window.end, hourly)
+        update_signal_noise(conn, window.start, window.end, reference_start=since)
+        raw = read_raw_signals(conn, since, window.start, window.end, thresholds)
         flags = detect_anomalies_by_day(
             hourly,
             window.start,
@@ -71,6 +77,7 @@ def anomalies(
             residuals,
             config.reference_days,
             thresholds,
+            raw,
         )
         flags = with_excess_cost(flags, config.price_per_kwh)
         stored = store_anomalies(conn, window.start, window.end, flags, labels, currency=currency)
@@ -97,6 +104,10 @@ def anomalies(
         )
     if scores.loc[scores["fault_kind"] == "all", "labels"].sum() > 0:
         metadata["evaluation"] = dg.MetadataValue.md(_scores_table(scores))
+        total = scores[scores["fault_kind"] == "all"].iloc[0]
+        for key in ("unmatched_per_machine_week", "false_alarms_per_machine_week"):
+            if not pd.isna(total[key]):
+                metadata[key] = round(float(total[key]), 3)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -151,6 +162,9 @@ def _scores_table(scores: pd.DataFrame) -> str:
                 "-" if pd.isna(s.median_delay_h) else f"{s.median_delay_h:.1f}",
                 "-" if pd.isna(s.precision) else f"{s.precision:.0%}",
                 "-"
+                if pd.isna(s.unmatched_per_machine_week)
+                else f"{s.unmatched_per_machine_week:.2f}",
+                "-"
                 if pd.isna(s.false_alarms_per_machine_week)
                 else f"{s.false_alarms_per_machine_week:.2f}",
             )
@@ -163,7 +177,8 @@ def _scores_table(scores: pd.DataFrame) -> str:
             "recall",
             "median delay h",
             "precision",
-            "false alarms / machine-week",
+            "events on no fault / machine-week",
+            "false alarms / machine-week (fault-free machines)",
         ],
         rows,
     )

@@ -100,8 +100,14 @@ def _place(
         (h_lo, h_hi), (m_lo, m_hi) = _RANDOM_KINDS[kind]
         begin, finish = at, at + int(rng.uniform(h_lo, h_hi) * 3600)
         magnitude = round(float(rng.uniform(m_lo, m_hi)), 3)
-        if kind == "stuck_sensor":  # a frozen value stays inside one simulated day
-            finish = min(finish, (begin // 86400 + 1) * 86400)
+        if kind == "stuck_sensor":
+            # frozen in production hours: a reading frozen at 0 kW on a machine that is off
+            # anyway changes nothing, and a label nobody could see is no fault to find
+            begin = _next_production_minute(site, at, t1)
+            if begin is None:
+                return None
+            # a frozen value stays inside one simulated day
+            finish = min(begin + (finish - at), (begin // 86400 + 1) * 86400)
     elif kind == "counter_reset":
         interval = plant.machine_types[machine.machine_type].sample_interval_s or 60
         begin = -(-at // interval) * interval
@@ -119,6 +125,20 @@ def _place(
         magnitude,
         _DETAILS[kind],
     )
+
+
+def _next_production_minute(site, at: int, limit: int) -> int | None:
+    """The first whole minute at or after ``at`` inside the shift of a working day."""
+    grid = np.arange(at - at % 60 + 60, limit, 60, dtype=np.int64)
+    if not len(grid):
+        return None
+    seconds, _, working = local_clock(site, grid)
+    start_s, end_s = shift_bounds_s(site)
+    if end_s > start_s:
+        inside = working & (seconds >= start_s) & (seconds < end_s)
+    else:  # a shift across midnight
+        inside = working & ((seconds >= start_s) | (seconds < end_s))
+    return int(grid[np.argmax(inside)]) if inside.any() else None
 
 
 def _out_of_hours(site, at: int, limit: int, weekend: bool) -> tuple[int, int]:
