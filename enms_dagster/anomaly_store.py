@@ -36,10 +36,6 @@ from enms_dagster.analytics.events import (
     EVENT_COLUMNS,
     STATE_COLUMNS,
     MachineLabel,
-    _kw,
-    _kwh,
-    _when,
-    describe_event,
     group_runs,
     reconcile_events,
 )
@@ -373,14 +369,12 @@ def store_anomalies(
         runs = group_runs(stored, max_gap_h)
         keep = [_keep(run, start, end, touching) for run in runs.itertuples(index=False)]
         runs = runs.loc[np.array(keep, dtype=bool)]
-        changes = reconcile_events(
-            runs, _generic_sentences(touching, labels, currency), labels, now, currency
-        )
+        changes = reconcile_events(runs, touching, labels, now, currency)
         if changes.deleted:
             conn.execute(
                 "DELETE FROM marts.anomaly_events WHERE event_id = ANY(%s)", (changes.deleted,)
             )
-        _upsert_events(conn, _raw_signal_sentences(changes.upserts, runs, labels))
+        _upsert_events(conn, changes.upserts)
         conn.execute(
             "UPDATE marts.anomalies a SET event_id = e.event_id FROM marts.anomaly_events e "
             "WHERE a.machine_id = e.machine_id AND a.kind = e.kind "
@@ -390,65 +384,6 @@ def store_anomalies(
             (low, high),
         )
     return StoreResult(len(flags), changes.created, changes.updated, changes.deleted)
-
-
-# The kinds of the raw-reading detectors, which analytics.events.describe_event words only
-# generically ("behaved unusually"): their events get the sentences below. Stored events are
-# compared in the generic wording, so recomputing the same data still changes nothing.
-_RAW_SIGNAL_KINDS = ("meter_reset", "unsteady_pressure")
-
-
-def describe_raw_signal_event(run, label: MachineLabel) -> str:
-    """One sentence a technician understands for a meter_reset or unsteady_pressure run."""
-    who = f"{label.name} ({run.machine_id})" if label.name != run.machine_id else run.machine_id
-    when = _when(run.start_ts, run.end_ts, label.timezone)
-    if run.kind == "meter_reset":
-        return (
-            f"The energy counter of {who} dropped from {_kwh(run.normal)} kWh to "
-            f"{_kwh(run.observed)} kWh {when} and no reset was recorded: if the meter was "
-            "replaced or its controller restarted, record the reset so the data checks expect it."
-        )
-    return (
-        f"The pressure of {who} was unsteady {when}: it moved {_kw(run.observed)} bar from one "
-        f"reading to the next where {_kw(run.normal)} bar is usual. Check the pump for "
-        "cavitation (suction line, oil level, filter) and the pressure sensor."
-    )
-
-
-def _generic_sentences(
-    events: pd.DataFrame, labels: dict[str, MachineLabel], currency: str
-) -> pd.DataFrame:
-    """Stored events with the generic sentence in place of a raw-signal one, as
-    ``reconcile_events`` words them."""
-    raw = events["kind"].isin(_RAW_SIGNAL_KINDS)
-    if not raw.any():
-        return events
-    events = events.copy()
-    events.loc[raw, "sentence"] = [
-        describe_event(e, labels.get(e.machine_id) or MachineLabel(e.machine_id, ""), currency)
-        for e in events[raw].itertuples(index=False)
-    ]
-    return events
-
-
-def _raw_signal_sentences(
-    upserts: pd.DataFrame, runs: pd.DataFrame, labels: dict[str, MachineLabel]
-) -> pd.DataFrame:
-    """Events to write, with the raw-signal sentences of their runs."""
-    raw = upserts["kind"].isin(_RAW_SIGNAL_KINDS)
-    if not raw.any():
-        return upserts
-    key = ["machine_id", "kind", "start_ts", "end_ts"]
-    by_key = {tuple(getattr(r, k) for k in key): r for r in runs.itertuples(index=False)}
-    upserts = upserts.copy()
-    upserts.loc[raw, "sentence"] = [
-        describe_raw_signal_event(
-            by_key[tuple(getattr(e, k) for k in key)],
-            labels.get(e.machine_id) or MachineLabel(e.machine_id, ""),
-        )
-        for e in upserts[raw].itertuples(index=False)
-    ]
-    return upserts
 
 
 def _keep(run, start, end, touching: pd.DataFrame) -> bool:

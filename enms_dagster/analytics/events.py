@@ -175,6 +175,18 @@ def describe_event(run, label: MachineLabel, currency: str = "EUR") -> str:
             f"The power reading of {who} looked stuck {when} (flat near {_kw(run.observed)} kW "
             "or at odds with the energy counter): check the sensor"
         )
+    elif run.kind == "meter_reset":
+        return (
+            f"The energy counter of {who} dropped from {_kwh(run.normal)} kWh to "
+            f"{_kwh(run.observed)} kWh {when} and no reset was recorded: if the meter was "
+            "replaced or its controller restarted, record the reset so the data checks expect it."
+        )
+    elif run.kind == "unsteady_pressure":
+        return (
+            f"The pressure of {who} was unsteady {when}: it moved {_kw(run.observed)} bar from "
+            f"one reading to the next where {_kw(run.normal)} bar is usual. Check the pump for "
+            "cavitation (suction line, oil level, filter) and the pressure sensor."
+        )
     else:
         text = f"{who} behaved unusually ({run.kind}) {when}: {_kwh(excess)} kWh extra"
     cost = run.excess_cost

@@ -26,3 +26,9 @@ COMMENT ON COLUMN core.hourly_signal_noise.noise IS
     'The 75th percentile of the absolute change between consecutive readings of the hour, in the '
     'unit of the metric: the step size of a noisy signal, untouched by a few level changes (a '
     'start-up, a changeover). NULL with fewer than two readings.';
+
+-- The kinds the raw-signal detectors add.
+COMMENT ON COLUMN marts.anomalies.kind IS
+    'What was found: above_baseline, baseline_drift, unusual_load, out_of_hours, '
+    'idle_power_high, base_load_creep, power_while_off, stuck_signal, meter_reset, '
+    'unsteady_pressure.';
