@@ -78,3 +78,32 @@ def cusum_markdown(x: list, cusum: list[float], band: list[float], title: str) -
     ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return _png_markdown(fig, title)
+
+
+def forecast_markdown(
+    x: list,
+    actual: list[float | None],
+    forecast: list[float],
+    lower: list[float],
+    upper: list[float],
+    title: str,
+    interval_label: str = "80 % interval",
+) -> str:
+    """Forecast with its prediction interval as a band, and the actuals where they have landed
+    (``None`` where not yet)."""
+    fig, ax = plt.subplots(figsize=(7, 2.8), dpi=80)
+    ax.fill_between(x, lower, upper, color="#e07b39", alpha=0.2, step="mid", label=interval_label)
+    ax.plot(x, forecast, color="#e07b39", lw=1.1, ls="--", label="forecast")
+    ax.plot(
+        x,
+        [float("nan") if a is None else a for a in actual],
+        color="#3b7dd8",
+        lw=1.2,
+        label="actual",
+    )
+    ax.set_ylabel("kWh per hour")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return _png_markdown(fig, title)

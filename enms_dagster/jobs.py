@@ -35,7 +35,8 @@ energy_job = dg.define_asset_job(
 )
 
 # The schedules replace the seed's background loops, in the plant's time zone: hourly (energy
-# and anomalies), daily (KPIs, performance, forecasts, the report), weekly (baselines, below).
+# and anomalies), daily (forecasts at 00:30; KPIs, performance and the report at 01:15), weekly
+# (baselines).
 hourly_job = dg.define_asset_job(
     "hourly_job",
     selection=dg.AssetSelection.assets(
@@ -97,6 +98,29 @@ def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (when.date() - dt.timedelta(days=1)).isoformat()
     return dg.RunRequest(partition_key=day, run_key=f"daily-{day}")
 
+
+forecast_job = dg.define_asset_job(
+    "forecast_job",
+    selection=dg.AssetSelection.assets("load_forecasts", "forecast_accuracy", "forecast_champions"),
+    description=(
+        "Day-ahead forecasts of a day for every machine and site (Prophet, ARIMAX, gradient "
+        "boosting, seasonal naive), the scores of the forecast days whose actuals have landed, "
+        "and the champion per machine and site."
+    ),
+)
+
+daily_forecast_schedule = dg.build_schedule_from_partitioned_job(
+    forecast_job,
+    name="daily_forecast_schedule",
+    hour_of_day=0,
+    minute_of_hour=30,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "At 00:30 plant time forecasts the day that has just started from the hours before its "
+        "midnight, scores yesterday's forecasts and re-chooses the champions. Running by "
+        "default: it only writes forecasts and scores, idempotently per day."
+    ),
+)
 
 retention_job = dg.define_asset_job(
     "retention_job",

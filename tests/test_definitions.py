@@ -46,6 +46,10 @@ def test_the_asset_graph_runs_from_plant_and_raw_readings_to_the_mart():
         "energy_baselines",
         "energy_performance",
         "anomalies",
+        "load_forecasts",
+        "forecast_accuracy",
+        "forecast_champions",
+        "drift_events",
         "energy_report",
         "raw_retention_log",
     }
@@ -59,6 +63,7 @@ def test_what_runs_by_default_reads_and_recomputes_and_what_acts_on_people_or_da
     statuses = {s.name: s.default_status for s in defs.schedules}
     assert statuses == {
         "hourly_schedule": running,
+        "daily_forecast_schedule": running,
         "daily_schedule": running,
         "weekly_baseline_schedule": running,
         "retention_job_schedule": stopped,  # dropping data is the plant's decision
@@ -67,8 +72,10 @@ def test_what_runs_by_default_reads_and_recomputes_and_what_acts_on_people_or_da
     assert sensors == {
         "raw_readings_sensor": dg.DefaultSensorStatus.RUNNING,
         "anomaly_alerts_sensor": dg.DefaultSensorStatus.STOPPED,  # alerts reach people
+        "baseline_drift_sensor": dg.DefaultSensorStatus.RUNNING,  # re-fits add versions only
     }
-    for schedule in defs.schedules:
+    for name in statuses:
+        schedule = defs.resolve_schedule_def(name)
         assert schedule.execution_timezone == "Europe/Berlin", schedule.name
         assert schedule.description, schedule.name
     for sensor in defs.sensors:

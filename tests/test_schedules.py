@@ -52,6 +52,17 @@ def test_the_daily_schedule_computes_yesterday_in_plant_time():
     }  # fmt: skip
 
 
+def test_the_forecast_schedule_forecasts_the_day_that_just_started():
+    [request] = evaluate("daily_forecast_schedule", dt.datetime(2026, 3, 30, 0, 30))
+    assert request.partition_key == "2026-03-30"  # the first day after the spring switch
+    schedule = defs.resolve_schedule_def("daily_forecast_schedule")
+    assert schedule.job_name == "forecast_job"
+    selected = defs.resolve_job_def("forecast_job").asset_layer.executable_asset_keys
+    assert {k.to_user_string() for k in selected} == {
+        "load_forecasts", "forecast_accuracy", "forecast_champions",
+    }  # fmt: skip
+
+
 def test_the_weekly_schedule_refits_every_baseline_with_its_reason():
     [request] = evaluate("weekly_baseline_schedule", dt.datetime(2026, 3, 2, 4, 0))
     assert defs.resolve_schedule_def("weekly_baseline_schedule").job_name == "baseline_job"
@@ -65,6 +76,14 @@ def test_the_retention_schedule_runs_the_retention_job():
 
 
 def test_every_job_can_be_launched_by_hand():
-    for job in ("energy_job", "hourly_job", "daily_job", "baseline_job", "retention_job"):
+    jobs = (
+        "energy_job",
+        "hourly_job",
+        "daily_job",
+        "forecast_job",
+        "baseline_job",
+        "retention_job",
+    )
+    for job in jobs:
         definition = defs.resolve_job_def(job)
         assert definition.description, job

@@ -1,0 +1,109 @@
+"""The drift sensor: finds machines whose energy drifts away from their baseline, stores each drift
+as an event with its evidence, and requests one baseline re-fit per event."""
+
+import dagster as dg
+
+from enms_dagster.analytics.drift import DriftSettings
+from enms_dagster.charts import markdown_table
+from enms_dagster.forecast_store import (
+    StoredDriftEvent,
+    drift_events_after,
+    find_drift_events,
+    store_drift_events,
+)
+from enms_dagster.jobs import baseline_job
+from enms_dagster.resources import WarehouseResource
+
+drift_events = dg.AssetSpec(
+    "drift_events",
+    group_name="baselines",
+    deps=["energy_baselines", "hourly_energy", "hourly_drivers"],
+    kinds={"postgres"},
+    description=(
+        "marts.drift_events: drifts of a machine's daily energy away from its active baseline "
+        "(two-sided CUSUM of residuals after the baseline period), with the evidence. Stored by "
+        "baseline_drift_sensor, which reports them here."
+    ),
+)
+
+
+def refit_request(event: StoredDriftEvent) -> dg.RunRequest:
+    """A baseline re-fit of the event's machine whose new version records the drift as reason;
+    the run key is the event id, so an event never launches a second run."""
+    return dg.RunRequest(
+        run_key=event.event_id,
+        run_config={
+            "ops": {
+                "energy_baselines": {
+                    "config": {
+                        "scope_ids": [event.machine_id],
+                        "reason": f"drift: {event.evidence} [{event.event_id}]",
+                    }
+                }
+            }
+        },
+        tags={"enms/drift_event": event.event_id, "enms/machine": event.machine_id},
+    )
+
+
+@dg.sensor(
+    job=baseline_job,
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Hourly: a CUSUM over each machine's daily residuals after its baseline period; each "
+        "new drift (a step or a slow creep) is stored in marts.drift_events with its evidence "
+        "and requests one baseline re-fit whose version records the drift as its reason. "
+        "Running by default: a re-fit only adds a version, the active model changes only to a "
+        "valid one, and a machine without drift triggers nothing."
+    ),
+)
+def baseline_drift_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Runs the CUSUM drift detector over every machine's daily residuals after its baseline
+    period, stores new drift events in marts.drift_events and launches baseline_job for each
+    event stored since the cursor (one run per event: run key = event id). Hourly, since a
+    residual is a whole day. Running by default: a re-fit only adds a baseline version, the
+    active model changes only to a valid one, and a fault-free machine triggers nothing."""
+    after = int(context.cursor) if context.cursor else 0
+    with warehouse.connect() as conn:
+        inserted = store_drift_events(conn, find_drift_events(conn, DriftSettings()))
+        events = drift_events_after(conn, after)
+    if not events:
+        return dg.SkipReason(f"no drift event after #{after}")
+    asset_events = []
+    if inserted:
+        new = [e for e in events if e.event_id in set(inserted)]
+        asset_events.append(
+            dg.AssetMaterialization(
+                asset_key=drift_events.key,
+                metadata={
+                    "new_events": len(inserted),
+                    "machines": ", ".join(sorted({e.machine_id for e in new})),
+                    "events": dg.MetadataValue.md(
+                        markdown_table(
+                            ["event", "machine", "direction", "since", "detected", "evidence"],
+                            [
+                                (
+                                    e.event_id,
+                                    e.machine_id,
+                                    e.direction,
+                                    e.change_start,
+                                    e.detected_on,
+                                    e.evidence,
+                                )
+                                for e in new
+                            ],
+                        )  # fmt: skip
+                    ),
+                },
+            )
+        )
+    for e in events:
+        context.log.info(f"requesting a baseline re-fit of {e.machine_id}: {e.evidence}")
+    return dg.SensorResult(
+        run_requests=[refit_request(e) for e in events],
+        asset_events=asset_events,
+        cursor=str(max(e.seq for e in events)),
+    )
