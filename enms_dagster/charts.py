@@ -18,7 +18,7 @@ def bar_chart_markdown(labels: list[str], values: list[float], title: str, unit:
     ax.set_xlabel(unit)
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8)
-    return _png_markdown(fig, title)
+    return figure_markdown(fig, title)
 
 
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
@@ -30,7 +30,7 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _png_markdown(fig, title: str) -> str:
+def figure_markdown(fig, title: str) -> str:
     """The figure as a Markdown image with a base64 PNG ``data:`` URL; closes the figure."""
     try:
         fig.tight_layout()
@@ -61,7 +61,7 @@ def actual_vs_expected_markdown(
     for ax in (top, bottom):
         ax.tick_params(labelsize=7)
     fig.autofmt_xdate()
-    return _png_markdown(fig, title)
+    return figure_markdown(fig, title)
 
 
 def cusum_markdown(x: list, cusum: list[float], band: list[float], title: str) -> str:
@@ -77,7 +77,7 @@ def cusum_markdown(x: list, cusum: list[float], band: list[float], title: str) -
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
-    return _png_markdown(fig, title)
+    return figure_markdown(fig, title)
 
 
 def forecast_markdown(
@@ -106,4 +106,4 @@ def forecast_markdown(
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
-    return _png_markdown(fig, title)
+    return figure_markdown(fig, title)

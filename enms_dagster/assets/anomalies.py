@@ -1,9 +1,7 @@
 """Anomalies: hourly flags from the residual, Isolation Forest, rule and raw-reading detectors,
 merged into events, a local day (or a range of days, in one run) at a time."""
 
-import base64
 import datetime as dt
-import io
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -26,7 +24,7 @@ from enms_dagster.anomaly_store import (
     store_anomalies,
     update_signal_noise,
 )
-from enms_dagster.charts import markdown_table, plt
+from enms_dagster.charts import figure_markdown, markdown_table, plt
 from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import PlantResource, WarehouseResource
 
@@ -214,18 +212,11 @@ def anomaly_heatmap_markdown(
     fig, ax = plt.subplots(
         figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80
     )
-    try:
-        image = ax.imshow(matrix, aspect="auto", cmap="Reds", vmin=0, vmax=max(matrix.max(), 1))
-        ax.set_yticks(np.arange(len(hours)), hours.index, fontsize=7)
-        step = max(1, len(columns) // 16)
-        ax.set_xticks(np.arange(0, len(columns), step), labels[::step], fontsize=7)
-        ax.set_xlabel("local hour" if one_day else "local day", fontsize=8)
-        ax.set_title("Anomalous hours per machine", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.04).ax.tick_params(labelsize=7)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    encoded = base64.b64encode(buf.getvalue()).decode()
-    return f"![Anomalous hours per machine](data:image/png;base64,{encoded})"
+    image = ax.imshow(matrix, aspect="auto", cmap="Reds", vmin=0, vmax=max(matrix.max(), 1))
+    ax.set_yticks(np.arange(len(hours)), hours.index, fontsize=7)
+    step = max(1, len(columns) // 16)
+    ax.set_xticks(np.arange(0, len(columns), step), labels[::step], fontsize=7)
+    ax.set_xlabel("local hour" if one_day else "local day", fontsize=8)
+    ax.set_title("Anomalous hours per machine", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04).ax.tick_params(labelsize=7)
+    return figure_markdown(fig, "Anomalous hours per machine")
