@@ -1,6 +1,7 @@
 """The MQTT sensor: landed batches become raw_readings events per day and runs of those days."""
 
 import datetime as dt
+import re
 
 import dagster as dg
 import pytest
@@ -75,7 +76,9 @@ def test_a_silent_ingestor_fails_the_health_check(services, warehouse):
         result = evaluate(services)
         checks = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
         assert [(c.check_name, c.passed) for c in checks] == [("ingestor_alive", False)]
-        assert "enms-ingestor beat 600 s ago" in checks[0].description
+        # ten minutes, plus however long the evaluation took on a busy machine
+        age = re.search(r"enms-ingestor beat (\d+) s ago", checks[0].description)
+        assert age and 600 <= int(age[1]) < 660, checks[0].description
     finally:
         warehouse.execute("DELETE FROM raw.ingestor_status")
 
