@@ -25,6 +25,7 @@ from enms_dagster.analytics.anomalies import (
     DEFAULT_THRESHOLDS,
     FLAG_COLUMNS,
     FROZEN_RUN_COLUMNS,
+    HOURLY_COLUMNS,
     NOISE_METRICS,
     RESET_METRICS,
     SIGNAL_NOISE_COLUMNS,
@@ -69,22 +70,13 @@ LEFT JOIN core.hourly_drivers d ON d.site_id = m.site_id AND d.hour_start = e.ho
 WHERE e.hour_start >= %s AND e.hour_start < %s
 ORDER BY e.machine_id, e.hour_start
 """
-_FLOAT_COLUMNS = (
-    "rated_power_kw",
-    "outdoor_temperature_c",
-    "site_parts",
-    "energy_kwh",
-    "avg_kw",
-    "max_kw",
-    "peak_15min_kw",
-    "power_kwh",
-    "running_h",
-    "idle_h",
-    "off_h",
-    "idle_kwh",
-    "parts",
-    "completeness",
-)
+# every column of the hourly frame but the keys, the calendar and the flags is a number
+_FLOAT_COLUMNS = tuple(
+    c
+    for c in HOURLY_COLUMNS
+    if c not in ("machine_id", "machine_type", "hour_start", "local_date", "local_hour",
+                 "iso_weekday", "is_shift", "is_holiday")
+)  # fmt: skip
 
 
 def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
