@@ -52,6 +52,27 @@ def test_a_counter_jumping_up_beyond_what_the_machine_can_draw_is_not_energy(war
     assert hourly(warehouse, "CMP-01") == {9: (0.0, "counter"), 10: (4.0, "counter")}
 
 
+def test_a_counter_that_dips_and_recovers_within_an_hour_counts_its_net_growth(warehouse):
+    # 101.6 -> 101.4 is a wobble inside the hour's first (101.0) and last (102.0) reading
+    counter = [(0, 100.0), (15, 101.0), (30, 101.6), (45, 101.4), (60, 102.0)]
+    rows = [("CMP-01", "energy_kwh_total", at(m), v) for m, v in counter]
+    rows += [("CMP-01", "power_kw", at(m), 4.0) for m, _ in counter]
+    land_batch(warehouse, rows, source="test", messages=1)
+    # +1 kWh into the hour from 10:00, then 102.0 - 101.0; not a reset worth 4 kW x 15 min
+    assert hourly(warehouse, "CMP-01")[10] == (2.0, "counter")
+
+
+def test_a_register_that_updates_in_bursts_counts_its_growth_when_the_hour_is_possible(warehouse):
+    # +10 kWh within one second is more than 75 kW can draw, but not within the half hour the
+    # register had been standing still: it updates in bursts, the energy is real
+    stamps = [at(0), at(30), at(30, 1), at(60)]
+    counter = zip(stamps, [100.0, 100.0, 110.0, 110.0], strict=True)
+    rows = [("CMP-01", "energy_kwh_total", ts, v) for ts, v in counter]
+    rows += [("CMP-01", "power_kw", ts, 4.0) for ts in stamps]
+    land_batch(warehouse, rows, source="test", messages=1)
+    assert hourly(warehouse, "CMP-01")[10] == (10.0, "counter")
+
+
 def test_power_only_machines_integrate_power_over_the_sample_spacing(warehouse):
     rows = [("HYD-01", "power_kw", at(seconds=30 * i), 6.0) for i in range(121)]
     land_batch(warehouse, rows, source="test", messages=1)

@@ -16,6 +16,11 @@
 --   negative). Parts counters count the new value after a reset (they restart from zero).
 --   A step up larger than twice the machine's rated power over the step's interval is a jump
 --   (a meter replaced, a controller re-based), not energy: integrated from power like a reset.
+-- * Within an hour, a counter whose readings all lie between the hour's first and last reading,
+--   and whose growth from first to last is within twice the rated power over that time, counts
+--   that growth (a register that dips and recovers inside those bounds nets out); any other
+--   hour is read step by step as above. The step from the reading before the hour to the hour's
+--   first reading is always judged on its own.
 -- * Gaps: a counter step is spread evenly over the hours of (previous ts, ts] that lie inside
 --   the window: a five-hour outage puts a fifth of the step into each hour (rows with 0 samples
 --   and completeness 0 mark the hours of the gap) instead of one spike. The part of a gap before
@@ -27,12 +32,13 @@
 -- * avg_kw is the mean of the power samples of the hour, peak_15min_kw the highest mean of a
 --   quarter hour, completeness = samples / (3600 / machine_types.sample_interval_s).
 --
--- The readings are read by core.group_hourly_energy_readings (migration 0006), one slice of the
--- window per call, so that the slices run in parallel workers; a slice's first reading is paired
--- with the last one before the slice, exactly as without slices. Each stream reads one metric of
--- one machine at a time as a range of the primary key (a LATERAL per machine), so only the rows
--- needed are read and no window function sorts, and sums them per hour (quarter hour for power)
--- right there. rebuild_hourly_energy stages those groups, a few thousand rows a day, in the
+-- The readings are read by core.group_hourly_energy_readings (migrations 0006 and 0012), one
+-- slice of the window per call, so that the slices run in parallel workers; a slice's first
+-- reading is paired with the last one before the slice, exactly as without slices, and slices
+-- are cut at whole hours, so an hour of a counter is never split. Each stream reads one metric
+-- of one machine at a time as a range of the primary key (a LATERAL per machine), so only the
+-- rows needed are read and no window function sorts, and sums them per hour (quarter hour for
+-- power) right there. rebuild_hourly_energy stages those groups, a few thousand rows a day, in the
 -- temporary table hourly_energy_groups; this statement spreads the counter steps that reach back
 -- into earlier hours and turns the groups into hours.
 WITH counter_hours AS (
