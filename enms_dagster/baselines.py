@@ -254,8 +254,9 @@ def expected_energy(
 ) -> pd.DataFrame:
     """Actual and expected kWh per machine for the hours in [start, end) from each machine's
     active model at ``resolution`` (hourly: per hour; daily: per local date, ``hour_start``
-    then holds the date). Empty when no model is active."""
-    columns = ["scope_id", "hour_start", "actual_kwh", "expected_kwh", "model_id"]
+    then holds the date), and whether a driver lies outside the range the model was fitted on
+    (``extrapolated``: the expectation is then a guess). Empty when no model is active."""
+    columns = ["scope_id", "hour_start", "actual_kwh", "expected_kwh", "model_id", "extrapolated"]
     models = active_models(conn, resolution, scope="machine")
     if not models:
         return pd.DataFrame(columns=columns)
@@ -270,10 +271,11 @@ def expected_energy(
         if rows.empty:
             continue
         expected = model.predict(rows)
+        frame = model.frame(rows)
         if resolution == "hourly":
             actual = rows["energy_kwh"].to_numpy()
         else:
-            actual = model.frame(rows).loc[expected.index, "energy_kwh"].to_numpy()
+            actual = frame.loc[expected.index, "energy_kwh"].to_numpy()
         parts.append(
             pd.DataFrame(
                 {
@@ -282,6 +284,7 @@ def expected_energy(
                     "actual_kwh": actual,
                     "expected_kwh": expected.to_numpy(),
                     "model_id": model_id,
+                    "extrapolated": [bool(d) for d in model.outside_range(frame)],
                 }
             )
         )

@@ -356,6 +356,16 @@ class BaselineModel:
         index = frame.index if self.resolution == "daily" else frame["hour_start"]
         return pd.Series(design.x @ beta, index=index, name="expected_kwh")
 
+    def outside_range(self, frame: pd.DataFrame) -> list[list[str]]:
+        """Per row of ``frame`` (from ``self.frame``), the drivers outside the range seen in the
+        baseline period: there the expectation is an extrapolation (ASHRAE 14, IPMVP)."""
+        outside: list[list[str]] = [[] for _ in range(len(frame))]
+        for d, r in self.driver_ranges.items():
+            values = driver_column(frame, d, self.resolution, self.balance_points_c.get(d))
+            for i in np.flatnonzero((values < r["min"] - 1e-9) | (values > r["max"] + 1e-9)):
+                outside[i].append(d)
+        return outside
+
     def frame(self, hourly: pd.DataFrame) -> pd.DataFrame:
         """The rows this model is fitted on or predicts for: hours or local dates."""
         if self.resolution == "hourly":
@@ -769,11 +779,7 @@ def performance(model: BaselineModel, hourly: pd.DataFrame) -> pd.DataFrame:
     m = np.cumsum(~in_period)
     u68 = [savings_uncertainty(model.statistics, int(k), 0.68).kwh if k else np.nan for k in m]
     u95 = [savings_uncertainty(model.statistics, int(k), 0.95).kwh if k else np.nan for k in m]
-    outside: list[list[str]] = [[] for _ in range(len(frame))]
-    for d, r in model.driver_ranges.items():
-        values = driver_column(frame, d, model.resolution, model.balance_points_c.get(d))
-        for i in np.flatnonzero((values < r["min"] - 1e-9) | (values > r["max"] + 1e-9)):
-            outside[i].append(d)
+    outside = model.outside_range(frame)
     # EnPI only where the model expects real consumption: a closed day expecting 0.3 kWh
     # against 0 measured is not "100 % better".
     meaningful = expected > ENPI_MIN_SHARE * model.statistics.mean_energy_kwh
