@@ -120,7 +120,7 @@ def read_residuals(
         expected_kwh=pd.to_numeric(frame["expected_kwh"], errors="coerce").astype(float),
     )
     frame = frame.merge(
-        hourly[["machine_id", "hour_start", "local_date", "is_shift"]],
+        hourly[["machine_id", "machine_type", "hour_start", "local_date", "is_shift"]],
         on=["machine_id", "hour_start"],
     )
     models = ", ".join(sorted({str(m) for m in frame.get("model_id", pd.Series()).dropna()}))

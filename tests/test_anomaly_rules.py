@@ -249,6 +249,19 @@ def test_a_base_load_that_crept_up_flags_every_hour_of_the_day():
     assert flags["excess_kwh"].sum() == pytest.approx(24 * 3.0, abs=24 * 0.25)
 
 
+def test_a_base_load_rise_every_machine_of_a_type_shares_that_day_is_weather_not_creep():
+    frames = [machine_hours(f"HVAC-0{i}", "hvac", night_kwh=5.0, seed=i) for i in range(1, 5)]
+    frame = pd.concat(frames, ignore_index=True)
+    night = (frame["local_date"] == SCORED_DAY) & ~frame["is_shift"]
+    frame.loc[night, "energy_kwh"] = 8.0  # a cold day: every air handler's base load rises
+    frame.loc[night & (frame["machine_id"] == "HVAC-03"), "energy_kwh"] = 12.0  # one creeps
+    flags = detect_base_load_creep(
+        frame[frame["hour_start"] < local(SCORED_DAY, 24)], local(SCORED_DAY)
+    )
+    assert set(flags["machine_id"]) == {"HVAC-03"}
+    assert len(flags) == 24
+
+
 def test_a_base_load_within_its_usual_range_is_not_flagged():
     frame = machine_hours("HVAC-01", "hvac", night_kwh=5.0)
     frame.loc[(frame["local_date"] == SCORED_DAY) & ~frame["is_shift"], "energy_kwh"] = 5.4
@@ -351,6 +364,42 @@ def test_less_energy_than_the_baseline_is_not_an_anomaly():
     assert detect_residual_zscores(res, local(SCORED_DAY)).empty
 
 
+def air_handlers(count: int = 4) -> pd.DataFrame:
+    """The residual frames of ``count`` machines of one type (independent noise)."""
+    return pd.concat(
+        [
+            residual_frame(seed=3 + i).assign(machine_id=f"HVAC-0{i + 1}", machine_type="hvac")
+            for i in range(count)
+        ],
+        ignore_index=True,
+    )
+
+
+def test_an_excess_every_machine_of_a_type_shares_is_not_a_fault_of_any():
+    res = air_handlers()
+    night = hours_of(res, SCORED_DAY, 1, 5)  # a night colder than the baseline knows: all four
+    res.loc[night, "actual_kwh"] += 15.0
+    res.loc[night & (res["machine_id"] == "HVAC-02"), "actual_kwh"] += 20.0  # and one more
+    flags = detect_residual_zscores(res, local(SCORED_DAY))
+    assert set(flags["machine_id"]) == {"HVAC-02"}
+    assert flagged_local_hours(flags, "above_baseline") == [f"Tue 0{h}" for h in range(1, 6)]
+    # fewer than three peers: each machine is judged on its own
+    two = res[res["machine_id"].isin(["HVAC-01", "HVAC-03"])]
+    assert set(detect_residual_zscores(two, local(SCORED_DAY))["machine_id"]) == {
+        "HVAC-01",
+        "HVAC-03",
+    }
+
+
+def test_hours_where_the_baseline_extrapolates_are_not_judged_by_residuals():
+    res = residual_frame().assign(extrapolated=False)
+    fault = hours_of(res, SCORED_DAY, 9, 5)
+    res.loc[fault, "actual_kwh"] += 15.0
+    res.loc[fault & (res["hour_start"] >= local(SCORED_DAY, 12)), "extrapolated"] = True
+    flags = detect_residual_zscores(res, local(SCORED_DAY))
+    assert flagged_local_hours(flags, "above_baseline") == ["Tue 09", "Tue 10", "Tue 11"]
+
+
 def test_a_slow_drift_too_small_for_the_z_score_is_caught_by_the_cusum():
     res = residual_frame()
     drift_from = dt.date(2026, 3, 2)
@@ -363,6 +412,16 @@ def test_a_slow_drift_too_small_for_the_z_score_is_caught_by_the_cusum():
     assert days[-1] == dt.date(2026, 3, 8)
     assert set(flags["method"]) == {"residual_cusum"}
     assert len(flags) == 24 * len(days)
+
+
+def test_a_drift_every_machine_of_a_type_shares_is_not_a_fault_of_any():
+    res = air_handlers()
+    drift_from = dt.date(2026, 3, 2)
+    drifting = res["local_date"] >= drift_from
+    res.loc[drifting, "actual_kwh"] += 1.5  # a colder week than the baseline knows: all four
+    assert detect_residual_drift(res, local(drift_from)).empty
+    res.loc[drifting & (res["machine_id"] == "HVAC-04"), "actual_kwh"] += 1.5  # and one more
+    assert set(detect_residual_drift(res, local(drift_from))["machine_id"]) == {"HVAC-04"}
 
 
 # --- multivariate outliers --------------------------------------------------------------------

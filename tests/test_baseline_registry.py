@@ -155,6 +155,35 @@ def test_expected_energy_per_machine_hour_for_the_anomaly_detectors(registered, 
     assert ratio == pytest.approx(1.0, abs=0.1)
 
 
+def test_expected_energy_says_where_a_driver_lies_outside_the_fitted_range(
+    registered, baseline_history
+):
+    start = dt.datetime(2026, 2, 2, tzinfo=dt.UTC)
+    cold = start + dt.timedelta(hours=3)
+    with connect(baseline_history.database_url) as conn:
+        before = expected_energy(conn, start, start + dt.timedelta(days=1))
+        weather_driven = {
+            scope_id
+            for (scope_id,) in conn.execute(
+                "SELECT scope_id FROM marts.baseline_models WHERE status = 'active' "
+                "AND scope = 'machine' AND resolution = 'hourly' "
+                "AND drivers && ARRAY['heating_degrees', "
+                "'cooling_degrees']"
+            )
+        }
+        conn.execute(
+            "UPDATE core.hourly_drivers SET outdoor_temperature_c = -40 WHERE hour_start = %s",
+            (cold,),
+        )
+        after = expected_energy(conn, start, start + dt.timedelta(days=1))
+        conn.rollback()
+    assert not before["extrapolated"].any()  # inside the baseline period
+    assert weather_driven
+    flagged = after[after["extrapolated"]]
+    assert set(flagged["hour_start"]) == {cold}
+    assert set(flagged["scope_id"]) == weather_driven
+
+
 def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_history):
     import dagster as dg
 

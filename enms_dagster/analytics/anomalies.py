@@ -53,7 +53,8 @@ HOURLY_COLUMNS = (
     "completeness",
 )
 # Columns of the residual frame: actual and baseline-expected kWh per machine and hour (with
-# is_shift where known: residuals are then scaled per shift status).
+# is_shift where known: residuals are then scaled per shift status; with extrapolated where
+# known: hours whose drivers lie outside the baseline's range get no hourly z-score).
 RESIDUAL_COLUMNS = ("machine_id", "hour_start", "local_date", "actual_kwh", "expected_kwh")
 
 # Columns of the raw-reading frames (sql/anomalies/*.sql): counter readings that stepped back,
@@ -126,6 +127,10 @@ class Thresholds:
     # the baseline misses moves every machine of a type at once (on the reference plant, cold
     # nights put all four AHUs at z 4-5.5 while every injected fault reached z 18 and more)
     z_threshold: float = 6.0
+    # a deviation most machines of a type share in the same hour (a night colder than the
+    # baseline knows, a plant-wide schedule) is taken off each of them: residuals and base
+    # loads are judged against their peers' shared part, where a type has this many machines
+    peer_min_machines: int = 3
     min_sigma_kwh: float = 0.1  # floor of the residual scale (a machine that is always off)
     min_sigma_share: float = 0.02  # ... and 2 % of the mean expected kWh
     cusum_k: float = 0.5  # allowance, in daily standard deviations
@@ -288,16 +293,41 @@ def in_production(frame: pd.DataFrame, min_running_h: float = 0.5) -> pd.Series:
 # (a) residuals against the baseline
 
 
+def _within_baseline_range(residuals: pd.DataFrame) -> pd.DataFrame:
+    """The hours whose drivers lie inside the range the baseline was fitted on (an
+    ``extrapolated`` column; without it, all). Outside it the expectation is a guess: an HVAC
+    model fitted on an autumn month cannot say what a colder night should cost, and a night
+    colder than any it saw is not a fault of the machine."""
+    if "extrapolated" not in residuals:
+        return residuals
+    return residuals[~residuals["extrapolated"].fillna(False).astype(bool)]
+
+
+def shared_deviation(frame: pd.DataFrame, column: str, when: str, th: Thresholds) -> pd.Series:
+    """Per row, the part of ``column`` its machine type shares at the same ``when``: the median
+    over the type's machines (needs a ``machine_type`` column and ``peer_min_machines`` of
+    them), never below 0; 0 where there are too few peers. One machine's fault leaves the
+    median where it was; weather or a plant-wide schedule moves it."""
+    if "machine_type" not in frame or frame.empty:
+        return pd.Series(0.0, frame.index)
+    keys = [frame["machine_type"], frame[when]]
+    peers = frame.groupby(keys)[column].transform("count")
+    median = frame.groupby(keys)[column].transform("median").clip(lower=0)
+    return median.where(peers >= th.peer_min_machines, 0.0).astype(float)
+
+
 def detect_residual_zscores(
     residuals: pd.DataFrame, start, th: Thresholds = DEFAULT_THRESHOLDS
 ) -> pd.DataFrame:
     """Hours whose residual (actual − expected kWh) lies ``z_threshold`` robust standard
     deviations (1.4826 × MAD) above the median residual of the reference hours (those before
-    ``start``) of the same shift status (an ``is_shift`` column; without it, all hours). Only
-    excess is flagged: using less than the baseline is a saving, not a fault."""
+    ``start``) of the same shift status (an ``is_shift`` column; without it, all hours), after
+    taking off what the machine's type shares that hour (``shared_deviation``). Only excess is
+    flagged: using less than the baseline is a saving, not a fault. Hours where the baseline
+    extrapolates are neither judged nor used as reference."""
     start = _as_utc(start)
-    out = []
-    for _, rows in residuals.groupby("machine_id", sort=True):
+    scored = []
+    for _, rows in _within_baseline_range(residuals).groupby("machine_id", sort=True):
         rows = rows.dropna(subset=["actual_kwh", "expected_kwh"])
         resid = rows["actual_kwh"] - rows["expected_kwh"]
         ref = rows["hour_start"] < start
@@ -316,41 +346,44 @@ def detect_residual_zscores(
             expected_mean = float(rows.loc[basis, "expected_kwh"].abs().mean())
             sigma = max(sigma, th.min_sigma_kwh, th.min_sigma_share * expected_mean)
             z[same] = (resid[same] - median) / sigma
-        hit = ~ref & (z >= th.z_threshold)
-        if not hit.any():
-            continue
-        cur = rows[hit]
-        out.append(
-            _flags(
-                cur,
-                "above_baseline",
-                score=z[hit],
-                threshold=th.z_threshold,
-                ratio=z[hit] / th.z_threshold,
-                expected=cur["expected_kwh"],
-                actual=cur["actual_kwh"],
-                observed=cur["actual_kwh"],
-                normal=cur["expected_kwh"],
-                th=th,
-            )
-        )
-    return _concat(out)
+        scored.append(rows.assign(z=z, reference=ref))
+    if not scored:
+        return empty_flags()
+    frame = pd.concat(scored)
+    z = frame["z"] - shared_deviation(frame, "z", "hour_start", th)
+    hit = ~frame["reference"] & (z >= th.z_threshold)
+    cur = frame[hit]
+    return _flags(
+        cur,
+        "above_baseline",
+        score=z[hit],
+        threshold=th.z_threshold,
+        ratio=z[hit] / th.z_threshold,
+        expected=cur["expected_kwh"],
+        actual=cur["actual_kwh"],
+        observed=cur["actual_kwh"],
+        normal=cur["expected_kwh"],
+        th=th,
+    )
 
 
 def detect_residual_drift(
     residuals: pd.DataFrame, start, th: Thresholds = DEFAULT_THRESHOLDS
 ) -> pd.DataFrame:
     """Slow drifts: a one-sided tabular CUSUM of the daily mean residual, standardized by the
-    median and MAD of the reference days (hourly residuals are autocorrelated; days much less).
-    The sum starts at the first day of the frame; every hour of a scored day whose CUSUM exceeds
-    ``cusum_h`` is flagged."""
+    median and MAD of the reference days (hourly residuals are autocorrelated; days much less),
+    after taking off what the machine's type shares that day (``shared_deviation``). The sum
+    starts at the first day of the frame; every hour of a scored day whose CUSUM exceeds
+    ``cusum_h`` is flagged. Hours where the baseline extrapolates still count: leaving the
+    cold nights out of a day's mean biases it (on the reference plant that raised three false
+    drifts in a month)."""
     start = _as_utc(start)
-    out = []
     frame = residuals.dropna(subset=["actual_kwh", "expected_kwh"])
     if "local_date" not in frame:
         frame = frame.assign(local_date=frame["hour_start"].dt.date)
     frame = frame.assign(resid=frame["actual_kwh"] - frame["expected_kwh"])
-    for _, rows in frame.groupby("machine_id", sort=True):
+    scored = []
+    for machine, rows in frame.groupby("machine_id", sort=True):
         days = rows.groupby("local_date").agg(
             mean=("resid", "mean"), hours=("resid", "size"), first=("hour_start", "min")
         )
@@ -365,15 +398,25 @@ def detect_residual_drift(
             th.min_sigma_kwh, th.min_sigma_share * expected_mean, hourly_sigma / np.sqrt(24)
         )
         sigma = max(sigma, floor)
-        z = (days["mean"] - median) / sigma
+        days = days.assign(machine_id=machine, z=(days["mean"] - median) / sigma, median=median)
+        if "machine_type" in rows:
+            days["machine_type"] = rows["machine_type"].iloc[0]
+        scored.append(days.assign(reference=ref).reset_index())
+    if not scored:
+        return empty_flags()
+    all_days = pd.concat(scored, ignore_index=True)
+    all_days["z"] -= shared_deviation(all_days, "z", "local_date", th)
+    out = []
+    for machine, days in all_days.groupby("machine_id", sort=True):
         cusum, s = [], 0.0
-        for value in z:
+        for value in days["z"]:
             s = max(0.0, s + value - th.cusum_k)
             cusum.append(s)
-        days = days.assign(cusum=cusum, median=median)
-        alarmed = days[~ref & (days["cusum"] > th.cusum_h)]
+        days = days.assign(cusum=cusum).set_index("local_date")
+        alarmed = days[~days["reference"] & (days["cusum"] > th.cusum_h)]
         if alarmed.empty:
             continue
+        rows = frame[frame["machine_id"] == machine]
         cur = rows[rows["local_date"].isin(alarmed.index) & (rows["hour_start"] >= start)]
         score = cur["local_date"].map(alarmed["cusum"]).astype(float)
         out.append(
@@ -386,7 +429,7 @@ def detect_residual_drift(
                 expected=cur["expected_kwh"],
                 actual=cur["actual_kwh"],
                 observed=cur["local_date"].map(alarmed["mean"]).astype(float),
-                normal=median,
+                normal=float(days["median"].iloc[0]),
                 th=th,
             )
         )
@@ -647,7 +690,9 @@ def detect_base_load_creep(
 ) -> pd.DataFrame:
     """A day whose base load (the ``base_load_quantile`` of its hourly kW) is above the median
     base load of the reference days by more than ``base_load_rise``, ``mad_k`` robust deviations
-    and ``min_kw``. Every hour of the day is flagged: the extra base load is drawn in each."""
+    and ``min_kw``, after taking off the rise the machine's type shares that day (a cold day
+    raises every air handler's base load: ``shared_deviation``). Every hour of the day is
+    flagged: the extra base load is drawn in each."""
     ref, cur = _split(hourly, start, th)
     q = th.base_load_quantile
 
@@ -658,34 +703,39 @@ def detect_base_load_creep(
         return days[days["hours"] >= th.min_day_hours].reset_index()
 
     ref_days, cur_days = daily(ref), daily(cur)
-    out = []
+    scored = []
     for machine, days in cur_days.groupby("machine_id", sort=True):
         r = ref_days[ref_days["machine_id"] == machine]
         if len(r) < th.min_reference_days:
             continue
         normal, spread = robust_location_scale(r["base_kw"])
         margin = max(th.mad_k * spread, th.base_load_rise * normal, th.min_kw)
-        high = days[days["base_kw"] - normal > margin].set_index("local_date")["base_kw"]
-        if high.empty:
-            continue
-        rows = cur[(cur["machine_id"] == machine) & cur["local_date"].isin(high.index)]
-        base = rows["local_date"].map(high).astype(float)
-        excess = np.minimum(base - normal, rows["energy_kwh"].astype(float))
-        out.append(
-            _flags(
-                rows,
-                "base_load_creep",
-                score=(base - normal) / margin,
-                threshold=1.0,
-                ratio=(base - normal) / margin,
-                expected=rows["energy_kwh"] - excess,
-                actual=rows["energy_kwh"],
-                observed=base,
-                normal=normal,
-                th=th,
-            )
-        )
-    return _concat(out)
+        scored.append(days.assign(normal=normal, rise=(days["base_kw"] - normal) / margin))
+    if not scored:
+        return empty_flags()
+    days = pd.concat(scored, ignore_index=True)
+    if "machine_type" in cur:
+        types = cur.drop_duplicates("machine_id").set_index("machine_id")["machine_type"]
+        days["machine_type"] = days["machine_id"].map(types)
+    days["rise"] -= shared_deviation(days, "rise", "local_date", th)
+    high = days[days["rise"] > 1.0]
+    if high.empty:
+        return empty_flags()
+    rows = cur.merge(high[["machine_id", "local_date", "base_kw", "normal", "rise"]])
+    base, normal = rows["base_kw"].astype(float), rows["normal"].astype(float)
+    excess = np.minimum(base - normal, rows["energy_kwh"].astype(float))
+    return _flags(
+        rows,
+        "base_load_creep",
+        score=rows["rise"],
+        threshold=1.0,
+        ratio=rows["rise"],
+        expected=rows["energy_kwh"] - excess,
+        actual=rows["energy_kwh"],
+        observed=base,
+        normal=normal,
+        th=th,
+    )
 
 
 def detect_power_while_off(
