@@ -226,9 +226,10 @@ def print_kpi_table(database_url: str, first: dt.date, last: dt.date) -> None:
 
 
 def print_anomalies(database_url: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """The largest anomaly events of the window and the detectors' scores against the faults
-    the simulator injected; return the scores."""
+    """The costliest problems of the window (one line per problem, whichever detectors saw it)
+    and the detectors' scores against the faults the simulator injected; return the scores."""
     from enms_dagster.analytics.evaluation import format_evaluation
+    from enms_dagster.analytics.events import distinct_problems
     from enms_dagster.anomaly_store import read_events, run_evaluation
 
     with connect(database_url) as conn:
@@ -238,10 +239,9 @@ def print_anomalies(database_url: str, start: dt.datetime, end: dt.datetime) -> 
         f"\nAnomalies {start:%Y-%m-%d} .. {end:%Y-%m-%d}: {len(events)} events "
         "(marts.anomaly_events)"
     )
-    if len(events):
-        top = events.sort_values("excess_kwh", ascending=False, na_position="last").head(5)
-        for event in top.itertuples(index=False):
-            say(f"  - {event.sentence}")
+    for event, also in distinct_problems(events, 5):
+        seen = f" (also seen as {', '.join(k.replace('_', ' ') for k in also)})" if also else ""
+        say(f"  - {event['sentence']}{seen}")
     say("\nFound against the simulator's injected faults (event level):")
     say(format_evaluation(scores))
     return scores.to_dict("records")

@@ -12,6 +12,7 @@ import pytest
 from enms_dagster.analytics.anomalies import FLAG_COLUMNS, with_excess_cost
 from enms_dagster.analytics.events import (
     MachineLabel,
+    distinct_problems,
     event_id_for,
     group_runs,
     reconcile_events,
@@ -96,6 +97,46 @@ def test_the_sentence_says_what_where_when_and_what_it_cost():
     )
     assert event["event_id"] == "CMP-01.out_of_hours.20260303T2100Z"
     assert event["site_id"] == "plant-a"
+
+
+def test_a_baseline_expecting_a_hair_below_zero_reads_as_zero_kwh():
+    flags = flags_for(local(SCORED_DAY, 22), 7, kind="above_baseline", excess_kwh=91.0)
+    flags["expected_kwh"] = -0.0004  # a regression's intercept on a machine that is off
+    runs = group_runs(flags)
+    sentence = reconcile_events(runs, pd.DataFrame(), LABELS, T0).upserts.iloc[0]["sentence"]
+    assert "instead of 0.0 kWh" in sentence
+    assert "-0.0" not in sentence
+
+
+def test_one_problem_seen_by_several_detectors_is_listed_once_under_its_costliest_event():
+    def event(machine, kind, start_h, hours, excess):
+        start = T0 + dt.timedelta(hours=start_h)
+        return {
+            "machine_id": machine,
+            "kind": kind,
+            "start_ts": start,
+            "end_ts": start + dt.timedelta(hours=hours),
+            "excess_kwh": excess,
+            "score": 1.0,
+        }
+
+    events = pd.DataFrame(
+        [
+            event("IMM-04", "out_of_hours", 0, 55, 289.0),  # a weekend left on ...
+            event("IMM-04", "above_baseline", 0, 55, 289.0),
+            event("IMM-04", "base_load_creep", 12, 72, 267.0),
+            event("CMP-02", "baseline_drift", 60, 96, 244.0),
+            event("IMM-04", "out_of_hours", 100, 7, 30.0),  # ... and a later night: another
+            event("HYD-01", "idle_power_high", 0, 3, None),
+        ]
+    )  # fmt: skip
+    top = distinct_problems(events, 3)
+    assert [(e["machine_id"], e["kind"], also) for e, also in top] == [
+        ("IMM-04", "out_of_hours", ["above_baseline", "base_load_creep"]),
+        ("CMP-02", "baseline_drift", []),
+        ("IMM-04", "out_of_hours", []),
+    ]
+    assert len(distinct_problems(events, 10)) == 4
 
 
 def test_an_event_keeps_its_id_and_first_seen_while_it_grows():

@@ -119,7 +119,8 @@ def event_id_for(machine_id: str, kind: str, start: dt.datetime) -> str:
 
 
 def _kwh(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    text = f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    return text.removeprefix("-") if text.strip("-0.,") == "" else text  # not "-0.0"
 
 
 def _kw(value: float) -> str:
@@ -303,3 +304,29 @@ def reconcile_events(
     deleted.extend(e for e in existing["event_id"] if e not in used)
     upserts = pd.DataFrame(rows, columns=list(EVENT_COLUMNS + STATE_COLUMNS))
     return EventChanges(upserts, deleted, created, updated)
+
+
+def distinct_problems(events: pd.DataFrame, count: int) -> list[tuple[pd.Series, list[str]]]:
+    """The ``count`` costliest problems among ``events`` (EVENT_COLUMNS), each once: an event
+    that overlaps a costlier one on the same machine is the same problem seen by another
+    detector (a machine left on over a weekend is out of hours, above its baseline and a higher
+    base load at once) and is listed as one of the kinds under it. Returns (event, other kinds)
+    pairs, costliest first."""
+    ranked = events.sort_values(
+        ["excess_kwh", "score"], ascending=False, na_position="last", kind="stable"
+    )
+    picked: list[tuple[pd.Series, list[str]]] = []
+    for _, event in ranked.iterrows():
+        for chosen, kinds in picked:
+            if (
+                chosen["machine_id"] == event["machine_id"]
+                and chosen["start_ts"] < event["end_ts"]
+                and event["start_ts"] < chosen["end_ts"]
+            ):
+                if event["kind"] != chosen["kind"] and event["kind"] not in kinds:
+                    kinds.append(event["kind"])
+                break
+        else:
+            if len(picked) < count:
+                picked.append((event, []))
+    return picked
