@@ -2,10 +2,12 @@
 a webhook POST of the same payload; acknowledgement. No Dagster in it.
 
 An event alerts when it is new and once more each time its severity rises above the severity
-last alerted; an acknowledged event never alerts again. The pending events are locked, published
-and the broker's PUBACKs awaited before ``alerted_severity`` / ``alerted_at`` are recorded in the
-same transaction: a failure leaves them pending for the next attempt (at least once, and in
-practice once). Webhook failures are reported but do not hold the alert back.
+last alerted; an acknowledged event never alerts again. Events of one machine whose hours
+overlap are one problem seen by several detectors and go out as one message (``group_alerts``).
+The pending events are locked, published and the broker's PUBACKs awaited before
+``alerted_severity`` / ``alerted_at`` are recorded in the same transaction: a failure leaves them
+pending for the next attempt (at least once, and in practice once). Webhook failures are
+reported but do not hold the alert back.
 """
 
 from __future__ import annotations
@@ -67,12 +69,15 @@ class Alert:
 
 @dataclass
 class AlertReport:
-    sent: list[Alert] = field(default_factory=list)
+    sent: list[Alert] = field(default_factory=list)  # one per message
     webhook_errors: list[str] = field(default_factory=list)
+    events: int = 0  # events recorded as alerted: the messages' and their related events
 
     def summary(self) -> str:
         new = sum(a.status == "new" for a in self.sent)
         text = f"{len(self.sent)} alerts ({new} new, {len(self.sent) - new} escalated)"
+        if self.events > len(self.sent):
+            text += f" covering {self.events} events"
         if self.webhook_errors:
             text += f"; webhook failed {len(self.webhook_errors)}x: {self.webhook_errors[0]}"
         return text
@@ -144,6 +149,60 @@ def _pending(
     return alerts
 
 
+def group_alerts(alerts: list[Alert]) -> list[list[Alert]]:
+    """Alerts about one problem, together: events of the same machine whose hours overlap (a
+    machine left running over a weekend is out of hours, above its baseline and a higher base
+    load at once), so an operator gets one message for it. In each group the alert to send
+    comes first: the most severe, then the costliest, then the oldest."""
+
+    def span(alert: Alert) -> tuple[dt.datetime, dt.datetime]:
+        return (
+            dt.datetime.fromisoformat(alert.payload["start"]),
+            dt.datetime.fromisoformat(alert.payload["end"]),
+        )
+
+    ordered = sorted(alerts, key=lambda a: (a.topic, a.payload["machine_id"], span(a)))
+    groups: list[list[Alert]] = []
+    group_end = None
+    for alert in ordered:
+        start, end = span(alert)
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and (last.topic, last.payload["machine_id"])
+            == (alert.topic, alert.payload["machine_id"])
+            and start < group_end
+        ):
+            groups[-1].append(alert)
+            group_end = max(group_end, end)
+        else:
+            groups.append([alert])
+            group_end = end
+
+    def rank(alert: Alert):
+        return (
+            -SEVERITIES.index(alert.severity),
+            -(alert.payload["excess_kwh"] or 0.0),
+            span(alert)[0],
+            alert.event_id,
+        )
+
+    return [sorted(group, key=rank) for group in groups]
+
+
+def _message(group: list[Alert]) -> Alert:
+    """The group's first alert, its payload listing the others as ``related_events``."""
+    lead = group[0]
+    related = [
+        {k: a.payload[k] for k in ("event_id", "status", "kind", "severity", "sentence")}
+        for a in group[1:]
+    ]
+    return Alert(
+        lead.event_id, lead.topic, lead.status, lead.severity,
+        {**lead.payload, "related_events": related},
+    )  # fmt: skip
+
+
 def publish_mqtt(
     mqtt_url: str, messages: list[tuple[str, bytes]], client_id: str, timeout_s: float = 30.0
 ) -> None:
@@ -208,21 +267,23 @@ def publish_alerts(
     timeout_s: float = 30.0,
 ) -> AlertReport:
     """Send every new or escalated, unacknowledged event of at least ``min_severity`` that ended
-    after ``now - stale_after``, then record what was sent."""
+    after ``now - stale_after``, one message per problem (``group_alerts``: the other events of
+    the problem ride along as ``related_events``), then record every event as sent."""
     now = now or dt.datetime.now(dt.UTC)
     report = AlertReport()
     with conn.transaction():
         alerts = _pending(conn, now, min_severity, stale_after)
         if not alerts:
             return report
+        messages = [_message(group) for group in group_alerts(alerts)]
         publish_mqtt(
             mqtt_url,
-            [(a.topic, json.dumps(a.payload).encode()) for a in alerts],
+            [(a.topic, json.dumps(a.payload).encode()) for a in messages],
             client_id or f"enms-alerts-{uuid.uuid4().hex[:8]}",
             timeout_s,
         )
         if webhook_url:
-            for alert in alerts:
+            for alert in messages:
                 try:
                     post_webhook(webhook_url, alert.payload)
                 except OSError as exc:
@@ -233,7 +294,8 @@ def publish_alerts(
                 "WHERE event_id = %s",
                 [(a.severity, a.event_id) for a in alerts],
             )
-        report.sent = alerts
+        report.sent = messages
+        report.events = len(alerts)
     return report
 
 

@@ -133,6 +133,42 @@ def test_a_ten_hour_fault_arriving_in_batches_alerts_once_then_once_when_it_esca
     assert row == ("high", True)
 
 
+def test_one_problem_seen_by_several_detectors_is_one_message_listing_the_others(
+    local_services, conn, site, subscriber
+):
+    labels = {
+        m: MachineLabel(name, site, "Europe/Berlin")
+        for m, name in [("CMP-01", "Compressor 1"), ("CMP-02", "Compressor 2")]
+    }
+    start = recent_hour(12)
+    flags = pd.concat(
+        [
+            flags_for(start, 6, kind="out_of_hours", excess_kwh=22.0),  # left running ...
+            flags_for(start + pd.Timedelta(hours=2), 6, kind="above_baseline", excess_kwh=30.0),
+            flags_for(start, 3, kind="out_of_hours", machine="CMP-02"),  # another machine
+        ],
+        ignore_index=True,
+    )
+    end = start + pd.Timedelta(hours=8)
+    store_anomalies(conn, start.to_pydatetime(), end.to_pydatetime(), flags, labels)
+    report = publish_alerts(conn, local_services.mqtt_url)
+    assert (len(report.sent), report.events) == (2, 3)
+    assert report.summary() == "2 alerts (2 new, 0 escalated) covering 3 events"
+
+    alerts = {a["machine_id"]: a for a in subscriber.received()}
+    assert set(alerts) == {"CMP-01", "CMP-02"}
+    assert alerts["CMP-01"]["kind"] == "above_baseline"  # the costlier of the two
+    assert [(r["kind"], r["status"]) for r in alerts["CMP-01"]["related_events"]] == [
+        ("out_of_hours", "new")
+    ]
+    assert alerts["CMP-02"]["related_events"] == []
+    unsent = conn.execute(
+        "SELECT count(*) FROM marts.anomaly_events WHERE alerted_at IS NULL"
+    ).fetchone()
+    assert unsent == (0,)
+    assert publish_alerts(conn, local_services.mqtt_url).sent == []
+
+
 def test_an_acknowledged_event_is_not_sent_again_even_when_it_escalates(
     local_services, conn, site, subscriber
 ):
