@@ -22,9 +22,11 @@ import uuid
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
+import pandas as pd
 import psycopg
 
 from enms_dagster.analytics.anomalies import SEVERITIES
+from enms_dagster.analytics.events import problem_groups
 from enms_dagster.settings import MqttAddress
 
 WEBHOOK_ENV = "ENMS_ALERT_WEBHOOK_URL"
@@ -150,44 +152,19 @@ def _pending(
 
 
 def group_alerts(alerts: list[Alert]) -> list[list[Alert]]:
-    """Alerts about one problem, together: events of the same machine whose hours overlap (a
-    machine left running over a weekend is out of hours, above its baseline and a higher base
-    load at once), so an operator gets one message for it. In each group the alert to send
-    comes first: the most severe, then the costliest, then the oldest."""
-
-    def span(alert: Alert) -> tuple[dt.datetime, dt.datetime]:
-        return (
-            dt.datetime.fromisoformat(alert.payload["start"]),
-            dt.datetime.fromisoformat(alert.payload["end"]),
-        )
-
-    ordered = sorted(alerts, key=lambda a: (a.topic, a.payload["machine_id"], span(a)))
-    groups: list[list[Alert]] = []
-    group_end = None
-    for alert in ordered:
-        start, end = span(alert)
-        last = groups[-1][-1] if groups else None
-        if (
-            last is not None
-            and (last.topic, last.payload["machine_id"])
-            == (alert.topic, alert.payload["machine_id"])
-            and start < group_end
-        ):
-            groups[-1].append(alert)
-            group_end = max(group_end, end)
-        else:
-            groups.append([alert])
-            group_end = end
-
-    def rank(alert: Alert):
-        return (
-            -SEVERITIES.index(alert.severity),
-            -(alert.payload["excess_kwh"] or 0.0),
-            span(alert)[0],
-            alert.event_id,
-        )
-
-    return [sorted(group, key=rank) for group in groups]
+    """Alerts about one problem, together (``analytics.events.problem_groups``: events of one
+    machine whose hours overlap), so an operator gets one message for it; the alert to send
+    comes first in each group."""
+    frame = pd.DataFrame(
+        {
+            "machine_id": [a.payload["machine_id"] for a in alerts],
+            "start_ts": [dt.datetime.fromisoformat(a.payload["start"]) for a in alerts],
+            "end_ts": [dt.datetime.fromisoformat(a.payload["end"]) for a in alerts],
+            "severity": [a.severity for a in alerts],
+            "excess_kwh": [a.payload["excess_kwh"] for a in alerts],
+        }
+    )
+    return [[alerts[pos] for pos in group] for group in problem_groups(frame)]
 
 
 def _message(group: list[Alert]) -> Alert:

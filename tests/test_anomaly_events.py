@@ -118,6 +118,7 @@ def test_one_problem_seen_by_several_detectors_is_listed_once_under_its_costlies
             "end_ts": start + dt.timedelta(hours=hours),
             "excess_kwh": excess,
             "score": 1.0,
+            "severity": "low",
         }
 
     events = pd.DataFrame(

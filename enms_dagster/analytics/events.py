@@ -306,27 +306,50 @@ def reconcile_events(
     return EventChanges(upserts, deleted, created, updated)
 
 
+def problem_groups(events: pd.DataFrame) -> list[list[int]]:
+    """Events about one problem, together: events of one machine whose hours overlap, directly or
+    through another (a machine left running over a weekend is out of hours, above its baseline
+    and a higher base load at once). Each group lists row positions of ``events`` (machine_id,
+    start_ts, end_ts, severity, excess_kwh), the one to show first leading: the most severe,
+    then the costliest, then the oldest; ties keep the frame's order."""
+    frame = events.reset_index(drop=True)
+    groups: list[list[int]] = []
+    group_end = None
+    for pos, row in frame.sort_values(["machine_id", "start_ts"], kind="stable").iterrows():
+        if (
+            groups
+            and frame.at[groups[-1][0], "machine_id"] == row["machine_id"]
+            and row["start_ts"] < group_end
+        ):
+            groups[-1].append(pos)
+            group_end = max(group_end, row["end_ts"])
+        else:
+            groups.append([pos])
+            group_end = row["end_ts"]
+    severity = frame["severity"].map(severity_rank)
+    excess = pd.to_numeric(frame["excess_kwh"], errors="coerce").fillna(0.0)
+
+    def lead_first(pos: int):
+        return (-severity[pos], -excess[pos], frame.at[pos, "start_ts"], pos)
+
+    return [sorted(group, key=lead_first) for group in groups]
+
+
 def distinct_problems(events: pd.DataFrame, count: int) -> list[tuple[pd.Series, list[str]]]:
-    """The ``count`` costliest problems among ``events`` (EVENT_COLUMNS), each once: an event
-    that overlaps a costlier one on the same machine is the same problem seen by another
-    detector (a machine left on over a weekend is out of hours, above its baseline and a higher
-    base load at once) and is listed as one of the kinds under it. Returns (event, other kinds)
-    pairs, costliest first."""
-    ranked = events.sort_values(
+    """The ``count`` costliest problems among ``events`` (EVENT_COLUMNS), each once
+    (``problem_groups``): its leading event and the other kinds of event that saw it.
+    Costliest first."""
+    frame = events.reset_index(drop=True)
+    groups = {group[0]: group for group in problem_groups(frame)}
+    ranked = frame.loc[list(groups)].sort_values(
         ["excess_kwh", "score"], ascending=False, na_position="last", kind="stable"
     )
-    picked: list[tuple[pd.Series, list[str]]] = []
-    for _, event in ranked.iterrows():
-        for chosen, kinds in picked:
-            if (
-                chosen["machine_id"] == event["machine_id"]
-                and chosen["start_ts"] < event["end_ts"]
-                and event["start_ts"] < chosen["end_ts"]
-            ):
-                if event["kind"] != chosen["kind"] and event["kind"] not in kinds:
-                    kinds.append(event["kind"])
-                break
-        else:
-            if len(picked) < count:
-                picked.append((event, []))
-    return picked
+    out = []
+    for pos, event in ranked.head(count).iterrows():
+        also: list[str] = []
+        for other in groups[pos][1:]:
+            kind = frame.at[other, "kind"]
+            if kind != event["kind"] and kind not in also:
+                also.append(kind)
+        out.append((event, also))
+    return out
