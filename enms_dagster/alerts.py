@@ -4,30 +4,32 @@ a webhook POST of the same payload; acknowledgement. No Dagster in it.
 An event alerts when it is new and once more each time its severity rises above the severity
 last alerted; an acknowledged event never alerts again. Events of one machine whose hours
 overlap are one problem seen by several detectors and go out as one message (``group_alerts``).
-The pending events are locked, published and the broker's PUBACKs awaited before
-``alerted_severity`` / ``alerted_at`` are recorded in the same transaction: a failure leaves them
-pending for the next attempt (at least once, and in practice once). Webhook failures are
-reported but do not hold the alert back.
+The pending events are locked, their messages written to the outbox (``core.alert_outbox``) and
+the events marked alerted in one transaction; each channel then delivers from the outbox on its
+own (``alert_delivery``): at least once per channel, retried with back-off, deduplicated by the
+payload's ``alert_id``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import threading
-import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-import paho.mqtt.client as mqtt
 import pandas as pd
 import psycopg
 
+from enms_dagster.alert_delivery import (
+    ChannelReport,
+    DeliveryPolicy,
+    alert_id_for,
+    deliver_mqtt,
+    deliver_webhook,
+    enqueue_alert,
+)
 from enms_dagster.analytics.anomalies import SEVERITIES
 from enms_dagster.analytics.events import problem_groups
-from enms_dagster.settings import MqttAddress
 
 WEBHOOK_ENV = "ENMS_ALERT_WEBHOOK_URL"
 # Events that ended longer ago than this are history, not news: a backfill of last month does
@@ -71,18 +73,61 @@ class Alert:
 
 @dataclass
 class AlertReport:
-    sent: list[Alert] = field(default_factory=list)  # one per message
-    webhook_errors: list[str] = field(default_factory=list)
+    """What one call queued, and what each channel delivered, retries and gave up."""
+
+    queued: list[Alert] = field(default_factory=list)  # messages written to the outbox now
     events: int = 0  # events recorded as alerted: the messages' and their related events
+    mqtt: ChannelReport = field(default_factory=lambda: ChannelReport("mqtt", 0.0))
+    webhook: ChannelReport = field(default_factory=lambda: ChannelReport("webhook", 0.0))
+
+    @property
+    def channels(self) -> tuple[ChannelReport, ChannelReport]:
+        return (self.mqtt, self.webhook)
+
+    def did_something(self) -> bool:
+        """Anything queued, attempted or given up by this call."""
+        return bool(self.queued) or any(c.attempted or c.failed for c in self.channels)
 
     def summary(self) -> str:
-        new = sum(a.status == "new" for a in self.sent)
-        text = f"{len(self.sent)} alerts ({new} new, {len(self.sent) - new} escalated)"
-        if self.events > len(self.sent):
+        new = sum(a.status == "new" for a in self.queued)
+        text = f"{len(self.queued)} alerts ({new} new, {len(self.queued) - new} escalated)"
+        if self.events > len(self.queued):
             text += f" covering {self.events} events"
-        if self.webhook_errors:
-            text += f"; webhook failed {len(self.webhook_errors)}x: {self.webhook_errors[0]}"
+        for c in self.channels:
+            if c.attempted or c.failed or c.retrying:
+                text += (
+                    f"; {c.channel}: {c.delivered} delivered, {c.retrying} retrying, "
+                    f"{c.failed} failed"
+                )
+                if c.attempt_errors:
+                    text += f" (last error {c.attempt_errors[-1]})"
         return text
+
+    def metadata(self) -> dict[str, int | float | str]:
+        """Plain numbers per channel (Dagster plots them) and the summary."""
+        numbers: dict[str, int | float | str] = {
+            "alerts_queued": len(self.queued),
+            "events_alerted": self.events,
+        }
+        for c in self.channels:
+            numbers[f"{c.channel}_delivered"] = c.delivered
+            numbers[f"{c.channel}_retrying"] = c.retrying
+            numbers[f"{c.channel}_failed"] = c.failed
+        numbers["summary"] = self.summary()
+        if self.queued:
+            numbers["alerts"] = ", ".join(
+                f"{a.event_id} ({a.status} {a.severity})" for a in self.queued
+            )
+        return numbers
+
+    def problems(self) -> list[str]:
+        """One line per failed attempt and per delivery given up, for the log."""
+        return [
+            *(f"alert {c.channel} attempt failed: {e}" for c in self.channels
+              for e in c.attempt_errors),
+            *(f"alert {c.channel} delivery gave up: {e}" for c in self.channels
+              for e in c.gave_up),
+        ]  # fmt: skip
 
 
 def _iso(value) -> str | None:
@@ -168,68 +213,19 @@ def group_alerts(alerts: list[Alert]) -> list[list[Alert]]:
 
 
 def _message(group: list[Alert]) -> Alert:
-    """The group's first alert, its payload listing the others as ``related_events``."""
+    """The group's first alert, its payload carrying the alert's stable ``alert_id`` and listing
+    the others as ``related_events``."""
     lead = group[0]
     related = [
         {k: a.payload[k] for k in ("event_id", "status", "kind", "severity", "sentence")}
         for a in group[1:]
     ]
-    return Alert(
-        lead.event_id, lead.topic, lead.status, lead.severity,
-        {**lead.payload, "related_events": related},
-    )  # fmt: skip
-
-
-def publish_mqtt(
-    mqtt_url: str, messages: list[tuple[str, bytes]], client_id: str, timeout_s: float = 30.0
-) -> None:
-    """Publish each (topic, payload) with QoS 1 and return once the broker acknowledged all
-    (PUBACK); raise when it does not within ``timeout_s``."""
-    address = MqttAddress.from_url(mqtt_url)
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=True,
-        protocol=mqtt.MQTTv311,
-    )
-    if address.username:
-        client.username_pw_set(address.username, address.password)
-    connected = threading.Event()
-    refused: list[str] = []
-
-    def on_connect(client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            refused.append(str(reason_code))
-        connected.set()
-
-    client.on_connect = on_connect
-    deadline = time.monotonic() + timeout_s
-    client.connect(address.host, address.port, keepalive=30)
-    client.loop_start()
-    try:
-        if not connected.wait(timeout_s) or refused:
-            raise ConnectionError(f"MQTT broker {address.host}:{address.port} refused: {refused}")
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(max(deadline - time.monotonic(), 0.01))
-            if not info.is_published():
-                raise TimeoutError(f"broker did not acknowledge alert {info.mid} in {timeout_s} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def post_webhook(url: str, payload: dict, timeout_s: float = 10.0) -> None:
-    """POST the payload as JSON; raise on a non-2xx answer or a network error."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        if not 200 <= response.status < 300:
-            raise OSError(f"webhook answered {response.status}")
+    payload = {
+        "alert_id": alert_id_for(lead.event_id, lead.severity),
+        **lead.payload,
+        "related_events": related,
+    }
+    return Alert(lead.event_id, lead.topic, lead.status, lead.severity, payload)
 
 
 def publish_alerts(
@@ -241,38 +237,45 @@ def publish_alerts(
     min_severity: str = "low",
     stale_after: dt.timedelta | None = DEFAULT_STALE_AFTER,
     client_id: str | None = None,
-    timeout_s: float = 30.0,
+    policy: DeliveryPolicy | None = None,
 ) -> AlertReport:
-    """Send every new or escalated, unacknowledged event of at least ``min_severity`` that ended
-    after ``now - stale_after``, one message per problem (``group_alerts``: the other events of
-    the problem ride along as ``related_events``), then record every event as sent."""
+    """Queue every new or escalated, unacknowledged event of at least ``min_severity`` that
+    ended after ``now - stale_after``, one message per problem (``group_alerts``: the other
+    events of the problem ride along as ``related_events``), recording the events as alerted
+    in the same transaction; then deliver what is due on each channel, each within its budget.
+
+    A message gets a webhook delivery only when ``webhook_url`` is set as it is queued: a
+    webhook configured later receives the alerts from then on, not the history."""
     now = now or dt.datetime.now(dt.UTC)
+    policy = policy or DeliveryPolicy()
     report = AlertReport()
+    channels = ["mqtt", "webhook"] if webhook_url else ["mqtt"]
     with conn.transaction():
         alerts = _pending(conn, now, min_severity, stale_after)
-        if not alerts:
-            return report
-        messages = [_message(group) for group in group_alerts(alerts)]
-        publish_mqtt(
-            mqtt_url,
-            [(a.topic, json.dumps(a.payload).encode()) for a in messages],
-            client_id or f"enms-alerts-{uuid.uuid4().hex[:8]}",
-            timeout_s,
-        )
-        if webhook_url:
-            for alert in messages:
-                try:
-                    post_webhook(webhook_url, alert.payload)
-                except OSError as exc:
-                    report.webhook_errors.append(f"{alert.event_id}: {exc}")
+        for message in [_message(group) for group in group_alerts(alerts)] if alerts else []:
+            if enqueue_alert(
+                conn,
+                message.payload["alert_id"],
+                message.event_id,
+                message.severity,
+                message.status,
+                message.topic,
+                message.payload,
+                channels,
+                now,
+            ):
+                report.queued.append(message)
         with conn.cursor() as cur:
             cur.executemany(
-                "UPDATE marts.anomaly_events SET alerted_severity = %s, alerted_at = now() "
+                "UPDATE marts.anomaly_events SET alerted_severity = %s, alerted_at = %s "
                 "WHERE event_id = %s",
-                [(a.severity, a.event_id) for a in alerts],
+                [(a.severity, now, a.event_id) for a in alerts],
             )
-        report.sent = messages
         report.events = len(alerts)
+    report.mqtt = deliver_mqtt(
+        conn, mqtt_url, policy, now, client_id or f"enms-alerts-{uuid.uuid4().hex[:8]}"
+    )
+    report.webhook = deliver_webhook(conn, webhook_url, policy, now)
     return report
 
 

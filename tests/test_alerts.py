@@ -73,7 +73,10 @@ class Subscriber:
 @pytest.fixture
 def conn(local_services):
     with connect(local_services.database_url, autocommit=True) as c:
-        c.execute("TRUNCATE marts.anomalies, marts.anomaly_events")
+        c.execute(
+            "TRUNCATE marts.anomalies, marts.anomaly_events, core.alert_outbox, "
+            "core.alert_deliveries"
+        )
         yield c
 
 
@@ -114,7 +117,7 @@ def test_a_ten_hour_fault_arriving_in_batches_alerts_once_then_once_when_it_esca
         ends.append(events.iloc[0]["end_ts"])
         publish_alerts(conn, local_services.mqtt_url)
     assert ends == [start + pd.Timedelta(hours=h) for h in (3, 6, 10)]
-    assert publish_alerts(conn, local_services.mqtt_url).sent == []
+    assert publish_alerts(conn, local_services.mqtt_url).queued == []
 
     alerts = subscriber.received()
     assert [(a["status"], a["severity"], a["previous_severity"]) for a in alerts] == [
@@ -152,8 +155,10 @@ def test_one_problem_seen_by_several_detectors_is_one_message_listing_the_others
     end = start + pd.Timedelta(hours=8)
     store_anomalies(conn, start.to_pydatetime(), end.to_pydatetime(), flags, labels)
     report = publish_alerts(conn, local_services.mqtt_url)
-    assert (len(report.sent), report.events) == (2, 3)
-    assert report.summary() == "2 alerts (2 new, 0 escalated) covering 3 events"
+    assert (len(report.queued), report.events) == (2, 3)
+    assert report.summary() == (
+        "2 alerts (2 new, 0 escalated) covering 3 events; mqtt: 2 delivered, 0 retrying, 0 failed"
+    )
 
     alerts = {a["machine_id"]: a for a in subscriber.received()}
     assert set(alerts) == {"CMP-01", "CMP-02"}
@@ -166,7 +171,7 @@ def test_one_problem_seen_by_several_detectors_is_one_message_listing_the_others
         "SELECT count(*) FROM marts.anomaly_events WHERE alerted_at IS NULL"
     ).fetchone()
     assert unsent == (0,)
-    assert publish_alerts(conn, local_services.mqtt_url).sent == []
+    assert publish_alerts(conn, local_services.mqtt_url).queued == []
 
 
 def test_an_acknowledged_event_is_not_sent_again_even_when_it_escalates(
@@ -175,12 +180,12 @@ def test_an_acknowledged_event_is_not_sent_again_even_when_it_escalates(
     labels = {"CMP-01": MachineLabel("Compressor 1", site, "Europe/Berlin")}
     start = recent_hour(6)
     store_batch(conn, labels, start, 2)
-    assert len(publish_alerts(conn, local_services.mqtt_url).sent) == 1
+    assert len(publish_alerts(conn, local_services.mqtt_url).queued) == 1
     event_id = read_events(conn, start, start + pd.Timedelta(hours=2)).iloc[0]["event_id"]
     assert acknowledge(conn, event_id, "maintenance")
     assert not acknowledge(conn, "CMP-01.out_of_hours.19990101T0000Z", "maintenance")
     store_batch(conn, labels, start + pd.Timedelta(hours=2), 2, severity="high")
-    assert publish_alerts(conn, local_services.mqtt_url).sent == []
+    assert publish_alerts(conn, local_services.mqtt_url).queued == []
     assert [a["status"] for a in subscriber.received()] == ["new"]
     by, severity = conn.execute(
         "SELECT acknowledged_by, severity FROM marts.anomaly_events WHERE event_id = %s",
@@ -192,7 +197,7 @@ def test_an_acknowledged_event_is_not_sent_again_even_when_it_escalates(
 def test_an_event_that_ended_days_ago_pages_nobody(local_services, conn, site, subscriber):
     labels = {"CMP-01": MachineLabel("Compressor 1", site, "Europe/Berlin")}
     store_batch(conn, labels, recent_hour(24 * 5), 3)  # a backfill of last week
-    assert publish_alerts(conn, local_services.mqtt_url).sent == []
+    assert publish_alerts(conn, local_services.mqtt_url).queued == []
     assert subscriber.received() == []
 
 
@@ -225,7 +230,7 @@ def test_the_same_payload_is_posted_to_the_webhook(local_services, conn, site, s
     labels = {"CMP-01": MachineLabel("Compressor 1", site, "Europe/Berlin")}
     store_batch(conn, labels, recent_hour(4), 2)
     report = publish_alerts(conn, local_services.mqtt_url, url)
-    assert report.webhook_errors == []
+    assert report.webhook.attempt_errors == [] and report.webhook.delivered == 1
     assert bodies == subscriber.received()
     assert len(bodies) == 1 and bodies[0]["site_id"] == site
 
@@ -236,7 +241,9 @@ def test_a_failing_webhook_does_not_hold_back_the_mqtt_alert(
     labels = {"CMP-01": MachineLabel("Compressor 1", site, "Europe/Berlin")}
     store_batch(conn, labels, recent_hour(4), 2)
     report = publish_alerts(conn, local_services.mqtt_url, "http://127.0.0.1:9/nothing-here")
-    assert len(report.sent) == 1 and len(report.webhook_errors) == 1
+    assert len(report.queued) == 1 and report.mqtt.delivered == 1
+    assert (report.webhook.delivered, report.webhook.retrying) == (0, 1)
+    assert "ConnectionRefusedError" in report.webhook.attempt_errors[0]
     assert len(subscriber.received()) == 1
 
 
@@ -255,7 +262,8 @@ def test_the_alert_sensor_sends_new_events_then_skips(
     assert isinstance(first, dg.SensorResult)
     (observation,) = first.asset_events
     assert observation.asset_key == dg.AssetKey("anomalies")
-    assert observation.metadata["alerts_sent"].value == 1
+    assert observation.metadata["alerts_queued"].value == 1
+    assert observation.metadata["mqtt_delivered"].value == 1
     with dg.build_sensor_context(resources=resources) as context:
         assert isinstance(anomaly_alerts_sensor(context), dg.SkipReason)
     assert len(subscriber.received()) == 1

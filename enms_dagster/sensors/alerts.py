@@ -1,27 +1,44 @@
-"""The alert sensor: publishes new and escalated anomaly events on ``enms/<site>/alerts``."""
+"""The alert sensor: queues new and escalated anomaly events and delivers the alert outbox on
+``enms/<site>/alerts`` and the webhook."""
 
+import datetime as dt
 import uuid
 
 import dagster as dg
 
+from enms_dagster.alert_delivery import DeliveryPolicy
 from enms_dagster.alerts import publish_alerts, webhook_url_from_env
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.settings import Settings
 
+_DEFAULT = DeliveryPolicy()
+
 
 class AlertsResource(dg.ConfigurableResource):
-    """Where alerts go. Empty ``mqtt_url``: ``ENMS_MQTT_URL``; empty ``webhook_url``:
-    ``ENMS_ALERT_WEBHOOK_URL`` (unset: MQTT only). Events below ``min_severity`` never alert."""
+    """Where alerts go and how hard each channel tries. Empty ``mqtt_url``: ``ENMS_MQTT_URL``;
+    empty ``webhook_url``: ``ENMS_ALERT_WEBHOOK_URL`` (unset: MQTT only). Events below
+    ``min_severity`` never alert. A delivery gives up after ``max_attempts`` attempts or
+    ``give_up_after_hours``; one tick spends at most ``webhook_budget_s`` on the webhook."""
 
     mqtt_url: str = ""
     webhook_url: str = ""
     min_severity: str = "low"
+    max_attempts: int = _DEFAULT.max_attempts
+    give_up_after_hours: float = _DEFAULT.give_up_after / dt.timedelta(hours=1)
+    webhook_budget_s: float = _DEFAULT.webhook_budget_s
 
     def broker_url(self) -> str | None:
         return self.mqtt_url or Settings.from_env().mqtt_url
 
     def webhook(self) -> str | None:
         return self.webhook_url or webhook_url_from_env()
+
+    def policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            max_attempts=self.max_attempts,
+            give_up_after=dt.timedelta(hours=self.give_up_after_hours),
+            webhook_budget_s=self.webhook_budget_s,
+        )
 
 
 @dg.sensor(
@@ -30,17 +47,19 @@ class AlertsResource(dg.ConfigurableResource):
     description=(
         "Sends each anomaly event once when it appears and once more whenever its severity "
         "rises, as JSON on enms/<site>/alerts (QoS 1) and to ENMS_ALERT_WEBHOOK_URL if set; "
-        "acknowledged events (enms alerts ack) stay quiet. Stopped by default: alerts reach "
-        "people, so whoever runs the plant decides where they go before starting it."
+        "failed deliveries are retried with back-off on later ticks; acknowledged events "
+        "(enms alerts ack) stay quiet. Stopped by default: alerts reach people, so whoever "
+        "runs the plant decides where they go before starting it."
     ),
 )
 def anomaly_alerts_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, alerts: AlertsResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """Sends each anomaly event once when it appears and once more whenever its severity rises;
-    acknowledged events (``enms alerts ack``) stay quiet. Stopped by default: alerts reach people,
-    so whoever runs the plant decides where they go (``ENMS_MQTT_URL``, ``ENMS_ALERT_WEBHOOK_URL``)
-    before starting it."""
+    """Sends each anomaly event once when it appears and once more whenever its severity rises,
+    at least once per channel, retrying failed deliveries on later ticks; acknowledged events
+    (``enms alerts ack``) stay quiet. Stopped by default: alerts reach people, so whoever runs
+    the plant decides where they go (``ENMS_MQTT_URL``, ``ENMS_ALERT_WEBHOOK_URL``) before
+    starting it."""
     broker = alerts.broker_url()
     if not broker:
         return dg.SkipReason("no MQTT broker configured: set ENMS_MQTT_URL")
@@ -51,22 +70,12 @@ def anomaly_alerts_sensor(
             alerts.webhook(),
             min_severity=alerts.min_severity,
             client_id=f"enms-alerts-{uuid.uuid4().hex[:8]}",
+            policy=alerts.policy(),
         )
-    if not report.sent:
-        return dg.SkipReason("no new or escalated anomaly events")
-    for error in report.webhook_errors:
-        context.log.warning(f"alert webhook failed: {error}")
+    for line in report.problems():
+        context.log.warning(line)
+    if not report.did_something():
+        return dg.SkipReason(f"nothing new or due: {report.summary()}")
     return dg.SensorResult(
-        asset_events=[
-            dg.AssetObservation(
-                asset_key="anomalies",
-                metadata={
-                    "alerts_sent": len(report.sent),
-                    "summary": report.summary(),
-                    "events": ", ".join(
-                        f"{a.event_id} ({a.status} {a.severity})" for a in report.sent
-                    ),
-                },
-            )
-        ]
+        asset_events=[dg.AssetObservation(asset_key="anomalies", metadata=report.metadata())]
     )
