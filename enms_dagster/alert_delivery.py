@@ -64,7 +64,10 @@ def alert_id_for(event_id: str, severity: str) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
+    """The exception as one line of printable text (a garbled answer quoted in it may hold NUL
+    bytes and control characters, which PostgreSQL text and logs do not take)."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text[:_ERROR_CHARS]
 
 
