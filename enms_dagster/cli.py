@@ -256,6 +256,17 @@ def _cmd_alerts_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alerts_status(args: argparse.Namespace) -> int:
+    from enms_dagster.alert_delivery import delivery_status
+    from enms_dagster.warehouse import connect
+
+    with _migrated_warehouse(Settings.from_env()) as database_url:
+        with connect(database_url, autocommit=True) as conn:
+            lines = delivery_status(conn, limit=args.limit)
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enms",
@@ -422,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("event_id", help="as in marts.anomaly_events.event_id or the alert payload")
     ack.add_argument("--by", default=None, help="who acknowledges (default: your user name)")
     ack.set_defaults(func=_cmd_alerts_ack)
+    status = alerts_sub.add_parser(
+        "status",
+        help="alert deliveries per channel: delivered, pending (retrying), failed (gave up)",
+        description="Counts core.alert_deliveries per channel and state, then lists the "
+        "deliveries not delivered (failed first) with their attempts and last error.",
+    )
+    status.add_argument("--limit", type=_positive_int, default=20, help="undelivered to list")
+    status.set_defaults(func=_cmd_alerts_status)
     return parser
 
 

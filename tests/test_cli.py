@@ -69,3 +69,38 @@ def test_acknowledging_an_unknown_event_fails_and_a_known_one_succeeds(local_ser
     report = run("evaluate", "anomalies", "--days", "1")
     assert report.returncode == 0, report.stderr
     assert "anomaly events" in report.stdout
+
+
+@pytest.mark.integration
+def test_alerts_status_counts_deliveries_and_names_the_one_that_gave_up(local_services):
+    import os
+
+    from enms_dagster.warehouse import connect
+
+    with connect(local_services.database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE core.alert_outbox, core.alert_deliveries")
+        conn.execute(
+            "INSERT INTO core.alert_outbox VALUES ('00000000-0000-0000-0000-00000000cafe', "
+            "'cli-test', 'high', 'new', 'enms/plant-a/alerts', '{}', now())"
+        )
+        conn.execute(
+            "INSERT INTO core.alert_deliveries (alert_id, channel, state, attempts, "
+            "next_attempt_at, last_error) VALUES "
+            "('00000000-0000-0000-0000-00000000cafe', 'mqtt', 'delivered', 1, now(), NULL), "
+            "('00000000-0000-0000-0000-00000000cafe', 'webhook', 'failed', 20, now(), "
+            "'OSError: webhook answered HTTP 500')"
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "enms_dagster.cli", "alerts", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ENMS_DATABASE_URL": local_services.database_url},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "mqtt: 1 delivered, 0 pending, 0 failed",
+        "webhook: 0 delivered, 0 pending, 1 failed",
+        "failed webhook 00000000-0000-0000-0000-00000000cafe (cli-test): 20 attempts; "
+        "last error: OSError: webhook answered HTTP 500",
+    ]
