@@ -218,7 +218,7 @@ SELECT d.alert_id::text, d.attempts, o.event_id, o.topic, o.payload, o.created_a
 FROM core.alert_deliveries d JOIN core.alert_outbox o USING (alert_id)
 WHERE d.channel = %(channel)s AND d.state = 'pending' AND d.next_attempt_at <= %(now)s
   AND NOT (d.alert_id::text = ANY(%(tried)s))
-ORDER BY o.created_at, d.alert_id
+ORDER BY d.next_attempt_at, o.created_at, d.alert_id
 LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED
 """

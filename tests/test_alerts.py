@@ -126,6 +126,7 @@ def test_a_ten_hour_fault_arriving_in_batches_alerts_once_then_once_when_it_esca
     ]
     event_id = events.iloc[0]["event_id"]
     assert {a["event_id"] for a in alerts} == {event_id}
+    assert alerts[0]["alert_id"] != alerts[1]["alert_id"]  # an escalation is news of its own
     assert alerts[0]["end"] == (start + pd.Timedelta(hours=3)).isoformat()
     assert alerts[1]["end"] == (start + pd.Timedelta(hours=10)).isoformat()
     assert alerts[1]["hours"] == 10 and alerts[1]["excess_kwh"] == pytest.approx(220.0)
