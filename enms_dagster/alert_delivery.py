@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import psycopg
+from psycopg.types.json import Jsonb
 
 from enms_dagster.settings import MqttAddress
 
@@ -249,7 +250,7 @@ def enqueue_alert(
     False when this alert is already in the outbox (the same event at the same severity)."""
     inserted = conn.execute(
         _INSERT_ALERT,
-        (alert_id, event_id, severity, status, topic, psycopg.types.json.Jsonb(payload), now),
+        (alert_id, event_id, severity, status, topic, Jsonb(payload), now),
     ).fetchone()
     if inserted is None:
         return False

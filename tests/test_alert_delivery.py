@@ -103,7 +103,7 @@ def test_a_webhook_that_refuses_fails_garbles_and_drips_gets_every_alert_once_it
     assert len(errors("garbage")) == 2  # BadStatusLine, whatever http.client makes of it
     drip = reports["drip"].webhook
     assert drip.budget_s == POLICY.webhook_budget_s
-    assert drip.attempted + drip.deferred == 2 and drip.delivered == 0
+    assert drip.attempted >= 1 and drip.attempted + drip.deferred == 2 and drip.delivered == 0
     assert all(e.startswith("TimeoutError: no complete answer within") for e in errors("drip"))
     assert webhook.wait_for_drips(cut=drip.attempted), "the drip answers were not cut short"
     assert webhook.drips_finished == 0 and len(DRIP) > 100  # uncut, a drip takes minutes
