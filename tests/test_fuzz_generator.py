@@ -2,6 +2,7 @@
 
 import datetime as dt
 import importlib.util
+import sys
 
 from enms_dagster.ingest.payload import PlausibleTime
 from enms_dagster.plant import load_plant
@@ -12,6 +13,7 @@ spec = importlib.util.spec_from_file_location(
     "fuzz_payloads", TESTS_DIR.parent / "benchmarks" / "fuzz_payloads.py"
 )
 fuzz = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = fuzz  # dataclasses look their module up there
 spec.loader.exec_module(fuzz)
 
 
