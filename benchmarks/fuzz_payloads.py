@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from paho.mqtt.client import topic_matches_sub
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +48,7 @@ from enms_dagster.ingest.payload import (  # noqa: E402
     parse_message,
     safe_text,
 )
+from enms_dagster.ingest.service import TELEMETRY_TOPIC  # noqa: E402
 from enms_dagster.plant import Plant, load_plant  # noqa: E402
 from enms_dagster.settings import DEFAULT_PLANT_FILE  # noqa: E402
 
@@ -445,7 +447,10 @@ def main() -> None:
         publishable = [
             (c, out)
             for c, out in zip(cases, results, strict=True)
-            if out is not None and not any(ch in c.topic for ch in "+#\x00")
+            # the broker refuses wildcards and NUL, and routes only matching topics to us
+            if out is not None
+            and "\x00" not in c.topic
+            and topic_matches_sub(TELEMETRY_TOPIC, c.topic)
         ][: args.live]
         live = run_live([c for c, _ in publishable], [out for _, out in publishable], plant)
         print(

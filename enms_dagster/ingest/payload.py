@@ -28,7 +28,7 @@ from enms_dagster.plant import STATE_CODES
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_SAMPLES_PER_MESSAGE = 5_000
 MAX_NESTING = 8  # a valid message needs 3: array, sample, metrics
-MAX_NUMBER_CHARS = 64  # longest number literal; keeps every int within float range
+MAX_NUMBER_CHARS = 64  # longest integer literal: keeps every int within float range
 MAX_METRICS_PER_SAMPLE = 256
 MAX_TS_CHARS = 64
 MAX_DETAIL_CHARS = 240  # one rejection's detail
@@ -157,41 +157,35 @@ def _reject_constant(name: str) -> float:
     raise _Unusable("non_finite_number", f"{name} is not a finite number")
 
 
-def _parse_float(text: str) -> float:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise _Unusable("number_too_long", f"a number of {len(text)} characters")
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Unusable("non_finite_number", f"{text} is outside the float range")
-    return value
-
-
 def _parse_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
         raise _Unusable("number_too_long", f"a number of {len(text)} characters")
     return int(text)
 
 
-_BRACKETS_AND_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_STRING_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def _nesting_depth(payload: bytes) -> int:
-    """Deepest bracket nesting outside string literals (a cheap pre-scan before the decoder,
-    which would otherwise recurse once per level)."""
-    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
-        return 0
-    depth = deepest = 0
-    for match in _BRACKETS_AND_STRINGS.finditer(payload):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_NESTING:
-                    break
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
+def _nesting_depth_exceeds(payload: bytes, limit: int) -> bool:
+    """Whether brackets outside string literals nest deeper than ``limit``: a cheap pre-scan
+    before the decoder, which would otherwise recurse once per level."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return False
+    brackets = _STRING_LITERAL.sub(b"", payload).translate(None, _NOT_A_BRACKET)
+    for _ in range(limit):  # each round removes the innermost pairs
+        inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if inner == brackets:
+            break
+        brackets = inner
+    if not brackets:
+        return False
+    depth = 0  # unbalanced or deep: count exactly, whatever the bracket kinds
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
@@ -256,17 +250,11 @@ def _parse_message(
     except UnicodeDecodeError as exc:
         out.rejections.append(Rejection("invalid_utf8", _detail(str(exc))))
         return out
-    depth = _nesting_depth(payload)
-    if depth > MAX_NESTING:
+    if _nesting_depth_exceeds(payload, MAX_NESTING):
         out.rejections.append(Rejection("too_deep", f"nesting deeper than {MAX_NESTING} levels"))
         return out
     try:
-        doc = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-        )
+        doc = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except _Unusable as exc:
         out.rejections.append(Rejection(exc.reason, exc.detail))
         return out
@@ -347,7 +335,7 @@ def _parse_sample(
                 "wrong_type", f"metric {metric!r} must be a number, got {_show.repr(value)}"
             )
         value = float(value)
-        if not math.isfinite(value):
+        if not math.isfinite(value):  # 1e999 decodes as inf
             return Rejection("non_finite_number", f"metric {metric!r} is {value!r}")
         new.append((machine_id, metric, ts, value))
     state = sample.get("state")
