@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from enms_dagster import cli
-from enms_dagster.ingest.landing import QuarantinedInput, land_batch
-from enms_dagster.ingest.payload import Rejection
+from enms_dagster.ingest.landing import ImplausibleTimeError, QuarantinedInput, land_batch
+from enms_dagster.ingest.payload import PlausibleTime, Rejection
 from enms_dagster.ingest.quarantine import PREVIEW_BYTES, pending_entries, redrive
 from enms_dagster.ingest.service import Ingestor
 from enms_dagster.simulator.publish import connect_publisher
@@ -172,3 +172,13 @@ def test_quarantine_list_shows_any_bytes_as_one_printable_line(
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 * len(payloads)
     assert out[1] == "    \\xff\\xfe\\xfd not utf-8"
+
+
+def test_land_batch_refuses_readings_outside_a_stated_window(warehouse):
+    before = partitions(warehouse)
+    now = dt.datetime.now(dt.UTC)
+    rows = [("HYD-01", "power_kw", now - dt.timedelta(days=900), 1.0)]
+    with pytest.raises(ImplausibleTimeError):
+        land_batch(warehouse, rows, source="test", messages=1, window=PlausibleTime(), now=now)
+    assert partitions(warehouse) == before
+    assert warehouse.execute("SELECT count(*) FROM raw.ingest_batches").fetchone()[0] == 0
