@@ -70,13 +70,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from enms_dagster.services import running_services
     from enms_dagster.warehouse import migrate
 
-    with running_services(Settings.from_env()) as services:
+    settings = Settings.from_env()
+    with running_services(settings) as services:
         migrate(services.database_url)
         run_ingestor(
             services.database_url,
             services.mqtt_url,
             client_id=args.client_id,
             share_group=args.share_group,
+            window=settings.readings_window(),
         )
     return 0
 
@@ -86,11 +88,12 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     from enms_dagster.services import running_services
     from enms_dagster.warehouse import connect, migrate
 
-    with running_services(Settings.from_env()) as services:
+    settings = Settings.from_env()
+    with running_services(settings) as services:
         migrate(services.database_url)
         with connect(services.database_url, autocommit=True) as conn:
             if args.action == "redrive":
-                r = redrive(conn, reason=args.reason)
+                r = redrive(conn, reason=args.reason, window=settings.readings_window())
                 print(
                     f"re-drove {r.examined} entries: {r.landed} landed "
                     f"({r.readings_inserted} new readings), {r.still_rejected} still rejected"
@@ -100,7 +103,7 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
                     conn, args.reason, args.limit
                 ):
                     print(f"#{qid} {at:%Y-%m-%d %H:%M:%S} {source} {topic} {reason}: {detail}")
-                    print(f"    {preview!r}")
+                    print(f"    {preview}")
             else:
                 rows = summarize(conn)
                 if not rows:
@@ -130,16 +133,34 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from enms_dagster.ingest.csv_import import import_csv
+    from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
     from enms_dagster.services import running_services
     from enms_dagster.warehouse import connect, migrate
 
-    with running_services(Settings.from_env()) as services:
+    settings = Settings.from_env()
+    window = settings.readings_window(since=args.since)
+    with running_services(settings) as services:
         migrate(services.database_url)
         with connect(services.database_url, autocommit=True) as conn:
             for path in args.files:
-                print(import_csv(conn, path, chunk_lines=args.chunk_lines).summary(), flush=True)
+                try:
+                    result = import_csv(conn, path, chunk_lines=args.chunk_lines, window=window)
+                except (ImportFormatError, OSError) as exc:
+                    print(f"enms import: {exc}", file=sys.stderr)
+                    return 2
+                print(result.summary(), flush=True)
     return 0
+
+
+def _since(text: str):
+    """``--since`` as an aware instant: a date (midnight UTC) or an ISO 8601 time with offset."""
+    import datetime as dt
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @contextlib.contextmanager
@@ -409,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("files", nargs="+", help="CSV files")
     imp.add_argument("--chunk-lines", type=_positive_int, default=50_000)
+    imp.add_argument(
+        "--since",
+        type=_since,
+        default=None,
+        metavar="DATE",
+        help="land readings back to DATE (e.g. 2024-01-01); without it, readings older than "
+        "ENMS_READINGS_MAX_AGE_DAYS (default 400) are quarantined as too_old",
+    )
     imp.set_defaults(func=_cmd_import)
     evaluate = sub.add_parser("evaluate", help="score the analytics against the simulator's truth")
     evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)

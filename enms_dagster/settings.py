@@ -7,12 +7,18 @@ Every setting comes from an environment variable, read when a command starts (ne
 - ``ENMS_STATE_DIR``: embedded database, broker log, local Dagster home; default ``./.enms``.
 - ``ENMS_PLANT_FILE``: YAML declaring sites, machines, tariffs; default the reference plant.
 - ``ENMS_ALERT_WEBHOOK_URL``: where anomaly alerts are POSTed besides MQTT; unset → MQTT only.
+- ``ENMS_READINGS_MAX_AGE_DAYS``: readings older than this many days are quarantined as
+  ``too_old`` and get no partition; default 400. ``enms import --since DATE`` reaches further
+  back for one import.
+- ``ENMS_READINGS_MAX_AHEAD_S``: readings more than this many seconds ahead of the clock are
+  quarantined as ``future_timestamp``; default 300 (device clock skew).
 - ``ENMS_ANALYST_PASSWORD``: read by ``enms db analyst-password`` to let the read-only
   ``enms_analyst`` role log in (BI tools); unset → the role cannot log in.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +64,8 @@ class Settings:
     mqtt_url: str | None
     state_dir: Path
     plant_file: Path
+    readings_max_age_days: int = 400
+    readings_max_ahead_s: int = 300
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -67,4 +75,30 @@ class Settings:
             mqtt_url=env.get("ENMS_MQTT_URL") or None,
             state_dir=Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve(),
             plant_file=Path(env.get("ENMS_PLANT_FILE") or DEFAULT_PLANT_FILE).resolve(),
+            readings_max_age_days=_positive_int(env, "ENMS_READINGS_MAX_AGE_DAYS", 400),
+            readings_max_ahead_s=_positive_int(env, "ENMS_READINGS_MAX_AHEAD_S", 300),
         )
+
+    def readings_window(self, since: dt.datetime | None = None):
+        """The plausible time window of readings (``PlausibleTime``); ``since`` reaches back to
+        an explicit instant instead of the maximum age."""
+        from enms_dagster.ingest.payload import PlausibleTime
+
+        return PlausibleTime(
+            max_age=dt.timedelta(days=self.readings_max_age_days),
+            max_ahead=dt.timedelta(seconds=self.readings_max_ahead_s),
+            since=since,
+        )
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value

@@ -8,6 +8,7 @@ import pytest
 
 from enms_dagster import cli
 from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
+from enms_dagster.ingest.payload import PlausibleTime
 from tests.conftest import TESTS_DIR
 
 pytestmark = pytest.mark.integration
@@ -108,3 +109,46 @@ def test_enms_import_prints_a_summary_per_file(warehouse, services, tmp_path, mo
     assert out[0].startswith(str(copy)) and "96 readings landed" in out[0]
     # two of its good lines repeat readings of the first file: they are not landed twice
     assert "1 readings landed, 2 already there, 8 lines set aside" in out[1]
+
+
+def test_a_quoted_value_spanning_lines_is_one_record(warehouse, tmp_path):
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text(
+        "ts,machine,metric,value\n"
+        '2026-03-10T08:00:00+01:00,MTR-01,energy_kwh_interval,"12.5\n7"\n'
+        "2026-03-10T08:15:00+01:00,MTR-01,energy_kwh_interval,3.0\n"
+    )
+    result = import_csv(warehouse, quoted)
+    assert (result.lines, result.inserted, result.rejected) == (2, 1, 1)
+    landed = [v for (v,) in warehouse.execute("SELECT value FROM raw.readings")]
+    assert landed == [3.0]  # never 7.0 from a value cut at its line break
+    payload, detail = warehouse.execute("SELECT payload, detail FROM raw.quarantine").fetchone()
+    assert bytes(payload).endswith(b'"12.5\n7"') and detail.startswith("line 2: ")
+
+
+def test_a_semicolon_separated_file_gets_one_line_and_exit_code_2(
+    warehouse, services, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("ENMS_DATABASE_URL", services.database_url)
+    monkeypatch.setenv("ENMS_MQTT_URL", services.mqtt_url)
+    semi = tmp_path / "semi.csv"
+    semi.write_text("ts;machine;metric;value\n2026-03-10T08:00:00+01:00;MTR-01;power_kw;1,5\n")
+    assert cli.main(["import", str(semi)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "enms import: the header looks ';'-separated; this importer expects ',' "
+        "(e.g. convert with: sed 's/;/,/g')"
+    ]
+    assert warehouse.execute("SELECT count(*) FROM raw.ingest_batches").fetchone()[0] == 0
+
+
+def test_history_older_than_the_window_needs_since(warehouse, tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("ts,machine,metric,value\n2026-03-10T08:00:00+01:00,MTR-01,power_kw,1.0\n")
+    later = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
+    short = PlausibleTime(max_age=dt.timedelta(days=5))
+    assert import_csv(warehouse, old, now=later, window=short).inserted == 0
+    reason = warehouse.execute("SELECT reason FROM raw.quarantine").fetchone()[0]
+    assert reason == "too_old"
+    since = PlausibleTime(since=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    assert import_csv(warehouse, old, now=later, window=since).inserted == 1

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enms_dagster.ingest.csv_import import ImportFormatError, ImportRegistry, LineParser
+from enms_dagster.ingest.payload import PlausibleTime
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REGISTRY = ImportRegistry(
@@ -17,10 +18,11 @@ REGISTRY = ImportRegistry(
     metrics=frozenset({"energy_kwh_total", "energy_kwh_interval", "power_kw", "state"}),
 )
 NOW = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+HISTORY = PlausibleTime(since=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))  # as `--since 2025-01-01`
 
 
 def parse_long(ts, metric="energy_kwh_interval", value="1.5"):
-    parser = LineParser(["ts", "machine", "metric", "value"], REGISTRY, NOW)
+    parser = LineParser(["ts", "machine", "metric", "value"], REGISTRY, NOW, HISTORY)
     return parser.parse([ts, "MTR-01", metric, value])
 
 

@@ -39,3 +39,22 @@ def test_bad_mqtt_urls_are_refused_with_an_example(url):
 def test_sqlalchemy_style_database_urls_are_accepted():
     assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
     assert libpq_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_the_plausible_reading_window_is_set_by_environment_and_checked():
+    import datetime as dt
+
+    settings = Settings.from_env(
+        {"ENMS_READINGS_MAX_AGE_DAYS": "30", "ENMS_READINGS_MAX_AHEAD_S": "60"}
+    )
+    now = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
+    assert settings.readings_window().bounds(now) == (
+        now - dt.timedelta(days=30),
+        now + dt.timedelta(seconds=60),
+    )
+    since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert settings.readings_window(since).bounds(now)[0] == since
+    default = Settings.from_env({}).readings_window().bounds(now)
+    assert default == (now - dt.timedelta(days=400), now + dt.timedelta(minutes=5))
+    with pytest.raises(ValueError, match="ENMS_READINGS_MAX_AGE_DAYS must be positive"):
+        Settings.from_env({"ENMS_READINGS_MAX_AGE_DAYS": "0"})

@@ -9,8 +9,14 @@ Timestamps are ISO 8601; with an offset they are exact, without one they are rea
 machine's site time zone, and a local time that falls in a daylight-saving gap or overlap is
 quarantined (``dst_gap`` / ``dst_ambiguous``) rather than guessed. Any line that cannot be used
 is quarantined whole, with its raw bytes and its line number; the good lines still land. The
-file is read line by line and landed in chunks, so memory stays bounded; landing twice adds
-nothing (readings are keyed on machine, metric and ts, quarantined lines are not repeated).
+file is read as CSV records (a quoted value may span lines) and landed in chunks, so memory
+stays bounded; landing twice adds nothing (readings are keyed on machine, metric and ts,
+quarantined records are not repeated). The delimiter is ``,``: a header that only makes sense
+split on ``;`` or a tab is refused with a message saying so.
+
+Readings outside the plausible time window (``PlausibleTime``: by default 400 days back, 5
+minutes ahead) are quarantined as ``too_old`` / ``future_timestamp``; an import of older history
+states its start explicitly (``window.since``, ``enms import --since DATE``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +32,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from enms_dagster.ingest.landing import QuarantinedInput, land_batch
-from enms_dagster.ingest.payload import MAX_FUTURE, Reading, Rejection
+from enms_dagster.ingest.payload import PlausibleTime, Reading, Rejection
 from enms_dagster.plant import STATE_CODES
 
 SOURCE = "import"
@@ -86,10 +92,17 @@ def load_import_registry(conn: psycopg.Connection) -> ImportRegistry:
 class LineParser:
     """Turns one CSV line into readings, or a rejection; pure (no I/O)."""
 
-    def __init__(self, header: list[str], registry: ImportRegistry, now: dt.datetime):
+    def __init__(
+        self,
+        header: list[str],
+        registry: ImportRegistry,
+        now: dt.datetime,
+        window: PlausibleTime | None = None,
+    ):
         columns = [c.strip().lower() for c in header]
         self.registry = registry
         self.now = now
+        self.earliest, self.latest = (window or PlausibleTime()).bounds(now)
         if tuple(columns) == LONG_COLUMNS:
             self.long = True
             self.metric_columns: list[str] = []
@@ -100,6 +113,13 @@ class LineParser:
             if unknown:
                 raise ImportFormatError(f"header names metrics not in the catalog: {unknown}")
         else:
+            for other, name in ((";", "';'"), ("\t", "tab")):
+                split = [c.strip().lower() for c in ",".join(header).split(other)]
+                if split[:2] == ["ts", "machine"] and len(split) > 2:
+                    raise ImportFormatError(
+                        f"the header looks {name}-separated; this importer expects ',' "
+                        "(e.g. convert with: sed 's/;/,/g')"
+                    )
             raise ImportFormatError(
                 f"header {header!r}: expected 'ts,machine,metric,value' (long) or "
                 "'ts,machine,<metric>,...' (wide)"
@@ -116,13 +136,21 @@ class LineParser:
         ts, problem = self._timestamp(fields[0].strip(), zone)
         if problem is not None:
             return [], problem
-        if ts > self.now + MAX_FUTURE:
-            return [], Rejection("future_timestamp", f"ts {ts.isoformat()} is in the future")
+        if ts > self.latest:
+            return [], Rejection(
+                "future_timestamp", f"ts {ts.isoformat()} is after {self.latest.isoformat()}"
+            )
         if ts < self.registry.commissioned[machine]:
             return [], Rejection(
                 "before_commissioning",
                 f"ts {ts.isoformat()} precedes commissioning "
                 f"{self.registry.commissioned[machine].date()}",
+            )
+        if ts < self.earliest:
+            return [], Rejection(
+                "too_old",
+                f"ts {ts.isoformat()} is before {self.earliest.isoformat()} "
+                "(older history: enms import --since DATE)",
             )
         if self.long:
             cells = [(fields[2].strip(), fields[3])]
@@ -174,10 +202,28 @@ def _number(metric: str, text: str) -> tuple[float, Rejection | None]:
     return value, None
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            yield number, raw.rstrip(b"\r\n")
+class _RecordLines:
+    """Feeds a csv reader line by line and keeps the physical lines of the record it is reading,
+    so a rejected record is quarantined with its own bytes and first line number."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = iter(lines)
+        self.taken: list[str] = []
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self._lines)
+        self.line += 1
+        self.taken.append(text)
+        return text
+
+    def record_bytes(self) -> bytes:
+        raw = "".join(self.taken).encode("utf-8", "surrogateescape").rstrip(b"\r\n")
+        self.taken.clear()
+        return raw
 
 
 def import_csv(
@@ -186,9 +232,10 @@ def import_csv(
     *,
     chunk_lines: int = 50_000,
     now: dt.datetime | None = None,
+    window: PlausibleTime | None = None,
 ) -> ImportResult:
     """Land a CSV file chunk by chunk with ``land_batch`` (source 'import', topic the absolute
-    file path); return how many lines, readings landed and lines quarantined."""
+    file path); return how many records, readings landed and records quarantined."""
     path = Path(path).resolve()
     topic = str(path)
     now = now or dt.datetime.now(dt.UTC)
@@ -201,13 +248,34 @@ def import_csv(
         )
     }
     result = ImportResult(topic)
-    lines = _lines(path)
-    header = next(lines, None)
-    if header is None:
-        raise ImportFormatError(f"{path}: empty file")
-    text = header[1].decode("utf-8-sig", errors="replace")
-    parser = LineParser(next(csv.reader([text])), registry, now)
+    window = window or PlausibleTime()
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        source = _RecordLines(f)
+        records = csv.reader(source)
+        try:
+            header = next(records, None)
+        except csv.Error as exc:
+            raise ImportFormatError(f"{path}: header: {exc}") from None
+        if header is None:
+            raise ImportFormatError(f"{path}: empty file")
+        source.record_bytes()
+        parser = LineParser(header, registry, now, window)
+        _land_records(conn, records, source, parser, topic, seen, result, chunk_lines, window, now)
+    return result
 
+
+def _land_records(
+    conn: psycopg.Connection,
+    records: Iterator[list[str]],
+    source: _RecordLines,
+    parser: LineParser,
+    topic: str,
+    seen: set[tuple[bytes, str]],
+    result: ImportResult,
+    chunk_lines: int,
+    window: PlausibleTime,
+    now: dt.datetime,
+) -> None:
     readings: list[Reading] = []
     quarantined: list[QuarantinedInput] = []
     in_chunk = 0
@@ -215,23 +283,38 @@ def import_csv(
     def flush() -> None:
         nonlocal readings, quarantined, in_chunk
         if in_chunk:
-            batch = land_batch(conn, readings, quarantined, source=SOURCE, messages=in_chunk)
+            batch = land_batch(
+                conn,
+                readings,
+                quarantined,
+                source=SOURCE,
+                messages=in_chunk,
+                window=window,
+                now=now,
+            )
             result.inserted += batch.inserted
             result.batches += 1
         readings, quarantined, in_chunk = [], [], 0
 
-    for number, raw in lines:
-        if not raw.strip():
+    while True:
+        number = source.line + 1
+        try:
+            fields = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            fields, error = None, Rejection("bad_shape", str(exc))
+        raw = source.record_bytes()
+        if fields is not None and not raw.strip():
             continue
         result.lines += 1
         in_chunk += 1
-        try:
-            fields = next(csv.reader([raw.decode("utf-8")]))
+        if fields is None:
+            new, problem = [], error
+        elif any("\udc80" <= c <= "\udcff" for f in fields for c in f):
+            new, problem = [], Rejection("invalid_utf8", "the record is not valid UTF-8")
+        else:
             new, problem = parser.parse(fields)
-        except UnicodeDecodeError as exc:
-            new, problem = [], Rejection("invalid_utf8", str(exc))
-        except csv.Error as exc:
-            new, problem = [], Rejection("bad_shape", str(exc))
         if problem is None:
             readings.extend(new)
             result.readings += len(new)
@@ -244,4 +327,3 @@ def import_csv(
         if in_chunk >= chunk_lines:
             flush()
     flush()
-    return result

@@ -3,6 +3,8 @@
 A batch is landed in one transaction: readings are copied into a staging table, de-duplicated,
 and inserted with ``ON CONFLICT DO NOTHING`` (so redelivery and re-import add nothing);
 rejections go to quarantine with their raw bytes; the batch is recorded in the batch log.
+A batch only creates the daily partitions of days it holds readings for, and a caller that
+passes a ``window`` has readings outside it refused before anything is written.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from enms_dagster.ingest.payload import Reading, RegistryView, Rejection
+from enms_dagster.ingest.payload import (
+    ParsedMessage,
+    PlausibleTime,
+    Reading,
+    RegistryView,
+    Rejection,
+    safe_text,
+)
 
 _COPY_READINGS = (
     "COPY raw.readings (machine_id, metric, ts, value, batch_id) FROM STDIN (FORMAT BINARY)"
@@ -27,6 +36,19 @@ class QuarantinedInput:
     topic: str | None
     payload: bytes | None
     rejection: Rejection
+
+
+class ImplausibleTimeError(ValueError):
+    """A batch holds readings outside the plausible time window its caller stated."""
+
+
+def quarantine_message(
+    topic: str, payload: bytes, parsed: ParsedMessage
+) -> QuarantinedInput | None:
+    """The single quarantine record of a message with rejections: its bytes are stored once,
+    however many of its samples were rejected."""
+    rejection = parsed.quarantine_rejection()
+    return None if rejection is None else QuarantinedInput(topic, payload, rejection)
 
 
 @dataclass(frozen=True)
@@ -67,11 +89,24 @@ def land_batch(
     *,
     source: str,
     messages: int,
+    window: PlausibleTime | None = None,
+    now: dt.datetime | None = None,
 ) -> BatchResult:
-    """Land readings and quarantine rejections atomically; commit and return what happened."""
+    """Land readings and quarantine rejections atomically; commit and return what happened.
+
+    With a ``window`` (relative to ``now``), a reading outside it raises
+    ``ImplausibleTimeError`` and nothing is landed: callers quarantine such readings first.
+    """
+    min_ts = min((r[2] for r in readings), default=None)
+    max_ts = max((r[2] for r in readings), default=None)
+    if window is not None and readings:
+        earliest, latest = window.bounds(now or dt.datetime.now(dt.UTC))
+        if min_ts < earliest or max_ts > latest:
+            raise ImplausibleTimeError(
+                f"readings from {min_ts.isoformat()} to {max_ts.isoformat()} leave the window "
+                f"{earliest.isoformat()} .. {latest.isoformat()}"
+            )
     with conn.transaction():
-        min_ts = min((r[2] for r in readings), default=None)
-        max_ts = max((r[2] for r in readings), default=None)
         machines = sorted({r[0] for r in readings})
         (batch_id,) = conn.execute(
             "INSERT INTO raw.ingest_batches (source, messages, readings_received, "
@@ -81,7 +116,8 @@ def land_batch(
         ).fetchone()
         inserted = 0
         if readings:
-            conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (min_ts, max_ts))
+            for first, last in _partition_runs(readings, min_ts, max_ts):
+                conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (first, last))
             inserted = _insert_readings(conn, readings, batch_id)
         if quarantined:
             with conn.cursor() as cur:
@@ -91,10 +127,10 @@ def land_batch(
                     [
                         (
                             source,
-                            q.topic,
+                            None if q.topic is None else safe_text(q.topic, 4096),
                             q.payload,
-                            q.rejection.reason,
-                            q.rejection.detail,
+                            safe_text(q.rejection.reason, 64),
+                            safe_text(q.rejection.detail, 4096),
                             batch_id,
                         )
                         for q in quarantined
@@ -107,6 +143,30 @@ def land_batch(
     return BatchResult(
         batch_id, messages, len(readings), inserted, len(quarantined), min_ts, max_ts, machines
     )
+
+
+def _partition_runs(
+    readings: Sequence[Reading], min_ts: dt.datetime, max_ts: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Runs of consecutive UTC days that hold readings: the partitions to ensure. One stray
+    timestamp far from the others then costs one partition, not every day in between."""
+    if max_ts - min_ts <= dt.timedelta(days=2):
+        return [(min_ts, max_ts)]
+    days = sorted({int(r[2].timestamp() // 86400) for r in readings})
+    runs: list[tuple[dt.datetime, dt.datetime]] = []
+    start = prev = days[0]
+    for day in days[1:] + [None]:
+        if day is not None and day == prev + 1:
+            prev = day
+            continue
+        runs.append((_utc_day(start), _utc_day(prev)))
+        if day is not None:
+            start = prev = day
+    return runs
+
+
+def _utc_day(day: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(day * 86400, dt.UTC)
 
 
 def _insert_readings(conn: psycopg.Connection, readings: Sequence[Reading], batch_id: int) -> int:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import psycopg
 
 from enms_dagster.ingest.landing import land_batch, load_registry_view
-from enms_dagster.ingest.payload import parse_message
+from enms_dagster.ingest.payload import PlausibleTime, parse_message
+
+PREVIEW_BYTES = 120
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,26 @@ def summarize(conn: psycopg.Connection) -> list[tuple]:
 def pending_entries(
     conn: psycopg.Connection, reason: str | None = None, limit: int = 20
 ) -> list[tuple]:
-    """(id, received_at, source, topic, reason, detail, payload preview) of pending entries."""
-    return conn.execute(
+    """(id, received_at, source, topic, reason, detail, payload preview) of pending entries; the
+    preview is printable text whatever the stored bytes (see ``render_preview``)."""
+    rows = conn.execute(
         "SELECT quarantine_id, received_at, source, topic, reason, detail, "
-        "convert_from(substring(payload FROM 1 FOR 120), 'SQL_ASCII') "
+        "substring(payload FROM 1 FOR %s), octet_length(payload) "
         "FROM raw.quarantine WHERE redriven_at IS NULL AND (%s::text IS NULL OR reason = %s) "
         "ORDER BY quarantine_id LIMIT %s",
-        (reason, reason, limit),
+        (PREVIEW_BYTES, reason, reason, limit),
     ).fetchall()
+    return [(*row[:6], render_preview(bytes(row[6] or b""), row[7] or 0)) for row in rows]
+
+
+def render_preview(head: bytes, total: int) -> str:
+    """The first bytes of a payload as one printable line: invalid UTF-8 (including a character
+    cut at the end) as ``\\xNN``, control characters escaped, and the size when cut."""
+    text = head.decode("utf-8", errors="backslashreplace")
+    shown = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+    return shown if total <= len(head) else f"{shown}… ({total:,} bytes)"
 
 
 def redrive(
@@ -47,11 +61,13 @@ def redrive(
     reason: str | None = None,
     now: dt.datetime | None = None,
     chunk: int = 1000,
+    window: PlausibleTime | None = None,
 ) -> RedriveResult:
     """Parse pending MQTT entries again with the current registry and land those that now pass.
 
-    An entry is marked re-driven when its whole message now parses cleanly; otherwise it stays
-    pending with one more attempt counted. Readings that had landed before are not duplicated.
+    An entry (one per message) is marked re-driven when its whole message now parses cleanly;
+    otherwise it stays pending with one more attempt counted. Readings that had landed before
+    (the good samples of a partly rejected message) are not duplicated.
     """
     now = now or dt.datetime.now(dt.UTC)
     registry = load_registry_view(conn)
@@ -73,7 +89,7 @@ def redrive(
         for quarantine_id, topic, payload in rows:
             key = (topic, bytes(payload))
             if key not in parsed_payloads:
-                parsed = parse_message(topic, bytes(payload), registry, now)
+                parsed = parse_message(topic, bytes(payload), registry, now, window)
                 parsed_payloads[key] = not parsed.rejections
                 if not parsed.rejections:
                     readings.extend(parsed.readings)

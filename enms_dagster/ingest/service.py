@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 import psycopg
 
-from enms_dagster.ingest.landing import QuarantinedInput, land_batch, load_registry_view
-from enms_dagster.ingest.payload import Reading, parse_message
+from enms_dagster.ingest.landing import (
+    QuarantinedInput,
+    land_batch,
+    load_registry_view,
+    quarantine_message,
+)
+from enms_dagster.ingest.payload import PlausibleTime, Reading, parse_message
 from enms_dagster.settings import MqttAddress
 from enms_dagster.warehouse import libpq_url
 
@@ -69,9 +74,12 @@ class Ingestor:
         idle_gap_s: float = 0.01,
         registry_refresh_s: float = 30.0,
         persistent_session: bool = True,
+        window: PlausibleTime | None = None,
     ) -> None:
         """``persistent_session=False`` is for short-lived in-process ingestors (the demo): the
-        broker then neither keeps nor replays a session that outlives them."""
+        broker then neither keeps nor replays a session that outlives them. ``window`` is how
+        far from now a reading may lie (default ``PlausibleTime()``)."""
+        self.window = window or PlausibleTime()
         self.database_url = libpq_url(database_url)
         self.address = MqttAddress.from_url(mqtt_url)
         self.client_id = client_id
@@ -239,11 +247,11 @@ class Ingestor:
         readings: list[Reading] = []
         quarantined: list[QuarantinedInput] = []
         for msg in batch:
-            parsed = parse_message(msg.topic, msg.payload, registry, now)
+            parsed = parse_message(msg.topic, msg.payload, registry, now, self.window)
             readings.extend(parsed.readings)
-            quarantined.extend(
-                QuarantinedInput(msg.topic, msg.payload, r) for r in parsed.rejections
-            )
+            record = quarantine_message(msg.topic, msg.payload, parsed)
+            if record is not None:
+                quarantined.append(record)
         result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
         for msg in batch:
             if msg.qos > 0:
