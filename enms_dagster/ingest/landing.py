@@ -8,6 +8,7 @@ rejections go to quarantine with their raw bytes; the batch is recorded in the b
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -83,11 +84,15 @@ def land_batch(
         if readings:
             conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (min_ts, max_ts))
             inserted = _insert_readings(conn, readings, batch_id)
+        stored = 0
         if quarantined:
+            # a rejection another ingestor (or an earlier import) already stored is not stored
+            # again, just as a reading already landed is not
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO raw.quarantine (source, topic, payload, reason, detail, batch_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO raw.quarantine "
+                    "(source, topic, payload, reason, detail, batch_id, fingerprint) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
                     [
                         (
                             source,
@@ -96,17 +101,38 @@ def land_batch(
                             q.rejection.reason,
                             q.rejection.detail,
                             batch_id,
+                            quarantine_fingerprint(source, q),
                         )
                         for q in quarantined
                     ],
                 )
+                stored = cur.rowcount
         conn.execute(
-            "UPDATE raw.ingest_batches SET readings_inserted = %s WHERE batch_id = %s",
-            (inserted, batch_id),
+            "UPDATE raw.ingest_batches SET readings_inserted = %s, quarantined = %s "
+            "WHERE batch_id = %s",
+            (inserted, stored, batch_id),
         )
     return BatchResult(
-        batch_id, messages, len(readings), inserted, len(quarantined), min_ts, max_ts, machines
+        batch_id, messages, len(readings), inserted, stored, min_ts, max_ts, machines
     )
+
+
+def quarantine_fingerprint(source: str, q: QuarantinedInput) -> bytes:
+    """What makes two quarantine rows the same rejection: the same source, topic, reason,
+    detail and bytes (a message redelivered, or landed by each of two redundant ingestors)."""
+    digest = hashlib.sha256()
+    topic = None if q.topic is None else q.topic.encode("utf-8", "surrogatepass")
+    for part in (
+        source.encode(),
+        topic,
+        q.rejection.reason.encode(),
+        q.rejection.detail.encode("utf-8", "surrogatepass"),
+        q.payload,
+    ):
+        # length-prefixed, with None apart from empty, so no two inputs run together
+        digest.update(b"\xff" * 8 if part is None else len(part).to_bytes(8, "big"))
+        digest.update(part or b"")
+    return digest.digest()
 
 
 def _insert_readings(conn: psycopg.Connection, readings: Sequence[Reading], batch_id: int) -> int:
