@@ -66,6 +66,7 @@ EXPECTED_MQTT_USER = {
     "dagster_webserver": "dagster",
     "dagster_daemon": "dagster",
     "ingestor": "ingestor",
+    "ingestor-b": "ingestor",
     "simulator": "simulator",
 }
 
