@@ -194,3 +194,21 @@ def test_site_filters_take_only_site_ids_usable_in_a_topic():
     for bad_site in ("", "a/b", "+", "#", "a\0"):
         with pytest.raises(ValueError):
             subscription_topics([bad_site])
+
+
+@pytest.mark.integration
+def test_a_resumed_session_gets_the_filters_asked_for_now(db, broker):
+    database_url, conn = db
+    before = Ingestor(database_url, broker.url, client_id="ingest-moved", sites=["plant-z"])
+    before.start()
+    before.stop()  # its persistent session stays, subscribed to plant-z only
+    after = Ingestor(database_url, broker.url, client_id="ingest-moved")
+    after.start()
+    publisher = Publisher(broker.url)
+    try:
+        publisher.publish([(TOPIC, reading(i)) for i in range(20)])
+        assert after.wait_for_messages(20, 30)
+        assert landed(conn) == (20, 20)
+    finally:
+        publisher.close()
+        after.stop()
