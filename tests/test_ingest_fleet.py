@@ -70,12 +70,16 @@ def report_gap(conn, number: list[int | None], sent_at: list[float], killed_at: 
     commits = sorted({t for t in committed.values() if t >= killed_at} | {killed_at})
     pause = max(b - a for a, b in itertools.pairwise(commits)) if len(commits) > 1 else 0.0
     w = {k: sorted(v) or [0.0] for k, v in waits.items()}
+    errors = conn.execute(
+        "SELECT client_id, landing_errors FROM raw.ingestor_status ORDER BY client_id"
+    ).fetchall()
     print(
         f"\nfleet of 2, one SIGKILLed: {len(waits['after'])} readings published after the kill. "
         f"Wait for commit, median / max: before the kill {statistics.median(w['before']):.2f} / "
         f"{w['before'][-1]:.2f} s, after {statistics.median(w['after']):.2f} / "
         f"{w['after'][-1]:.2f} s; longest pause in landing after the kill {pause:.2f} s; "
-        f"all landed {max(committed.values()) - sent_at[-1]:.2f} s after the last publish"
+        f"all landed {max(committed.values()) - sent_at[-1]:.2f} s after the last publish; "
+        f"landing errors {errors}"
     )
 
 
