@@ -14,8 +14,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enms_dagster.cli import main
+from enms_dagster.ingest.landing import QuarantinedInput, quarantine_fingerprint
+from enms_dagster.ingest.payload import Rejection
 from enms_dagster.ingest.service import Ingestor, subscription_topics
 from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
@@ -216,3 +220,19 @@ def test_a_resumed_session_gets_the_filters_asked_for_now(db, broker):
     finally:
         publisher.close()
         after.stop()
+
+
+texts = st.text(max_size=20)
+inputs = st.tuples(
+    texts, st.none() | texts, texts, texts, st.none() | st.binary(max_size=20)
+)  # source, topic, reason, detail, payload
+
+
+@given(inputs, inputs)
+def test_two_rejections_share_a_fingerprint_only_when_they_are_the_same(a, b):
+    def fingerprint(source, topic, reason, detail, payload):
+        return quarantine_fingerprint(
+            source, QuarantinedInput(topic, payload, Rejection(reason, detail))
+        )
+
+    assert (fingerprint(*a) == fingerprint(*b)) == (a == b)
