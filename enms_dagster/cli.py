@@ -66,6 +66,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    if args.share_group is not None:
+        print(SHARE_GROUP_WITHDRAWN, file=sys.stderr)
+        return 2
     from enms_dagster.ingest.service import run_ingestor
     from enms_dagster.services import running_services
     from enms_dagster.warehouse import migrate
@@ -77,10 +80,19 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             services.database_url,
             services.mqtt_url,
             client_id=args.client_id,
-            share_group=args.share_group,
+            sites=args.site,
             window=settings.readings_window(),
         )
     return 0
+
+
+SHARE_GROUP_WITHDRAWN = (
+    "--share-group is withdrawn: Mosquitto keeps handing a shared subscription's messages to a "
+    "member that died, and they never land. Run several ingestors each with its own "
+    "--client-id and no group: every one of them gets every message and landing is idempotent, "
+    "so the survivors land everything. Split the load by site with --site. "
+    "See docs/mqtt.md, 'More than one ingestor'."
+)
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
@@ -234,6 +246,16 @@ def _cmd_analyst_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_id(text: str) -> str:
+    from enms_dagster.ingest.service import subscription_topics
+
+    try:
+        subscription_topics([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -364,15 +386,24 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="run the MQTT ingestor (long-running)",
         description="Subscribes to enms/+/+/telemetry with QoS 1 on a persistent session and "
-        "lands readings in raw.readings, acknowledging only after commit.",
+        "lands readings in raw.readings, acknowledging only after commit. Several ingestors, "
+        "each with its own --client-id, are redundant: each lands every message of its topics "
+        "(idempotently), so any survivor lands everything.",
     )
     ingest.add_argument(
-        "--client-id", default="enms-ingestor", help="fixed per ingestor: it names its session"
+        "--client-id",
+        default="enms-ingestor",
+        help="fixed per ingestor and unique in the fleet: it names its session",
     )
     ingest.add_argument(
-        "--share-group",
-        help="join the shared subscription $share/GROUP/... so several ingestors split the load",
+        "--site",
+        action="append",
+        type=_site_id,
+        default=[],
+        help="only this site's telemetry (enms/SITE/+/telemetry); repeatable. Splits the plant "
+        "between ingestors; give every partition at least two",
     )
+    ingest.add_argument("--share-group", help=argparse.SUPPRESS)  # withdrawn: says why
     ingest.set_defaults(func=_cmd_ingest)
 
     quarantine = sub.add_parser(

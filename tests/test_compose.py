@@ -66,6 +66,7 @@ EXPECTED_MQTT_USER = {
     "dagster_webserver": "dagster",
     "dagster_daemon": "dagster",
     "ingestor": "ingestor",
+    "ingestor-b": "ingestor",
     "simulator": "simulator",
 }
 
@@ -497,10 +498,7 @@ def test_acl_confines_devices_to_their_own_telemetry_topic():
     for user, _, access, topic in rules:
         if user:
             by_user.setdefault(user, set()).add((access, topic))
-    assert by_user["ingestor"] == {
-        ("read", "enms/+/+/telemetry"),
-        ("read", "$share/ingest/enms/+/+/telemetry"),
-    }
+    assert by_user["ingestor"] == {("read", "enms/+/+/telemetry")}
     assert by_user["dagster"] == {("write", "enms/+/alerts")}
     assert by_user["simulator"] == {("write", "enms/+/+/telemetry")}
     assert by_user["healthcheck"] == {("read", "$SYS/broker/uptime")}
@@ -712,7 +710,7 @@ def test_broker_refuses_anonymous_and_wrong_passwords(broker):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("subscription", ["enms/+/+/telemetry", "$share/ingest/enms/+/+/telemetry"])
+@pytest.mark.parametrize("subscription", ["enms/+/+/telemetry", "enms/site/+/telemetry"])
 def test_device_publishes_only_its_own_telemetry(broker, subscription):
     with clients(Client(broker, "ingestor"), Client(broker, "C-01")) as (ingestor, device):
         ingestor.subscribe(subscription)

@@ -267,22 +267,6 @@ def test_bad_input_is_quarantined_while_good_input_between_it_lands(db, broker):
     assert redrive(conn).landed == 0  # the rest is still bad: nothing else moves
 
 
-def test_two_ingestors_sharing_a_subscription_land_everything_once(db, broker):
-    database_url, conn = db
-    first = start_ingestor(database_url, broker.url, "ingest-a", share_group="ingest")
-    second = start_ingestor(database_url, broker.url, "ingest-b", share_group="ingest")
-    publisher = Publisher(broker.url)
-    try:
-        publisher.publish([(TOPIC, reading(i)) for i in range(N)])
-        assert wait_landed(conn, N) == (N, N)
-        shares = (first.stats.messages_committed, second.stats.messages_committed)
-        assert sum(shares) == N and min(shares) > 0, shares
-    finally:
-        publisher.close()
-        first.stop()
-        second.stop()
-
-
 def test_ingestor_reports_its_health(db, broker):
     database_url, conn = db
     ingestor = start_ingestor(database_url, broker.url, "ingest-health")

@@ -10,6 +10,7 @@ passes a ``window`` has readings outside it refused before anything is written.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -119,11 +120,15 @@ def land_batch(
             for first, last in _partition_runs(readings, min_ts, max_ts):
                 conn.execute("SELECT raw.ensure_reading_partitions(%s, %s)", (first, last))
             inserted = _insert_readings(conn, readings, batch_id)
+        stored = 0
         if quarantined:
+            # a rejection another ingestor (or an earlier import) already stored is not stored
+            # again, just as a reading already landed is not
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO raw.quarantine (source, topic, payload, reason, detail, batch_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO raw.quarantine "
+                    "(source, topic, payload, reason, detail, batch_id, fingerprint) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) DO NOTHING",
                     [
                         (
                             source,
@@ -132,16 +137,19 @@ def land_batch(
                             safe_text(q.rejection.reason, 64),
                             safe_text(q.rejection.detail, 4096),
                             batch_id,
+                            quarantine_fingerprint(source, q),
                         )
                         for q in quarantined
                     ],
                 )
+                stored = cur.rowcount
         conn.execute(
-            "UPDATE raw.ingest_batches SET readings_inserted = %s WHERE batch_id = %s",
-            (inserted, batch_id),
+            "UPDATE raw.ingest_batches SET readings_inserted = %s, quarantined = %s "
+            "WHERE batch_id = %s",
+            (inserted, stored, batch_id),
         )
     return BatchResult(
-        batch_id, messages, len(readings), inserted, len(quarantined), min_ts, max_ts, machines
+        batch_id, messages, len(readings), inserted, stored, min_ts, max_ts, machines
     )
 
 
@@ -167,6 +175,21 @@ def _partition_runs(
 
 def _utc_day(day: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(day * 86400, dt.UTC)
+
+
+def quarantine_fingerprint(source: str, q: QuarantinedInput) -> bytes:
+    """What makes two quarantine rows the same rejection: the same source, topic, reason and
+    bytes (a message redelivered, or landed by each of two redundant ingestors), and for other
+    sources than MQTT the same detail too (an import's detail names the record's line). An MQTT
+    message's detail is left out: it may quote the clock of the ingestor that judged it."""
+    digest = hashlib.sha256()
+    topic = None if q.topic is None else q.topic.encode("utf-8", "surrogatepass")
+    detail = None if source == "mqtt" else q.rejection.detail.encode("utf-8", "surrogatepass")
+    for part in (source.encode(), topic, q.rejection.reason.encode(), detail, q.payload):
+        # length-prefixed, with None apart from empty, so no two inputs run together
+        digest.update(b"\xff" * 8 if part is None else len(part).to_bytes(8, "big"))
+        digest.update(part or b"")
+    return digest.digest()
 
 
 def _insert_readings(conn: psycopg.Connection, readings: Sequence[Reading], batch_id: int) -> int:

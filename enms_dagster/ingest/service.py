@@ -1,6 +1,12 @@
 """The MQTT ingestor: subscribes with QoS 1 on a persistent session and acknowledges a message
 only after its readings (or its quarantine record) are committed.
 
+Several ingestors are redundant, not a load-sharing group: each has its own session and gets
+every message of its topics, and landing is idempotent, so any one of them alone lands
+everything. (A shared subscription is not used: Mosquitto keeps routing a group's messages to
+a member that died, and they are lost; docs/mqtt.md, "More than one ingestor".) Load is split
+by topic: an ingestor can be limited to some sites.
+
 The paho network thread only queues messages; a worker thread parses, lands and then acks.
 If the database is down the worker keeps the batch, backs off and retries, and acks nothing
 meanwhile, so the broker keeps (and after a crash redelivers) everything not yet committed.
@@ -13,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -34,10 +41,15 @@ TELEMETRY_TOPIC = "enms/+/+/telemetry"
 HEARTBEAT_S = 5.0
 
 
-def subscription_topic(share_group: str | None) -> str:
-    """The telemetry filter, as an MQTT 5 / Mosquitto shared subscription when a group is named:
-    the broker then hands each message to one ingestor of the group."""
-    return f"$share/{share_group}/{TELEMETRY_TOPIC}" if share_group else TELEMETRY_TOPIC
+def subscription_topics(sites: Sequence[str] = ()) -> list[str]:
+    """The telemetry filters of an ingestor: every site's, or only those of the sites named
+    (a partition of the plant; each partition needs its own redundant ingestors)."""
+    for site in sites:
+        if not site or any(c in site for c in "/+#\0"):
+            raise ValueError(f"not a site id usable in a topic: {site!r}")
+    if not sites:
+        return [TELEMETRY_TOPIC]
+    return [f"enms/{site}/+/telemetry" for site in sorted(set(sites))]
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Ingestor:
         mqtt_url: str,
         *,
         client_id: str = "enms-ingestor",
-        share_group: str | None = None,
+        sites: Sequence[str] = (),
         max_batch_messages: int = 2000,
         max_batch_wait_s: float = 0.2,
         idle_gap_s: float = 0.01,
@@ -83,7 +95,7 @@ class Ingestor:
         self.database_url = libpq_url(database_url)
         self.address = MqttAddress.from_url(mqtt_url)
         self.client_id = client_id
-        self.topic = subscription_topic(share_group)
+        self.topics = subscription_topics(sites)
         self.max_batch_messages = max_batch_messages
         self.max_batch_wait_s = max_batch_wait_s
         self.idle_gap_s = idle_gap_s
@@ -116,9 +128,9 @@ class Ingestor:
             return
         if flags.session_present:
             log.info("resumed persistent session; broker redelivers unacknowledged messages")
-            self._subscribed.set()
-        else:
-            client.subscribe(self.topic, qos=1)
+        # Subscribing again on a resumed session is harmless (its queue stays) and gives it the
+        # filters asked for now; filters it had before stay too (a new partition: new client id).
+        client.subscribe([(topic, 1) for topic in self.topics])
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         self._queue.put(_Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
@@ -275,7 +287,8 @@ def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     ingestor.start()
-    print(f"ingesting {ingestor.topic} as {ingestor.client_id} (Ctrl-C stops)", flush=True)
+    topics = " ".join(ingestor.topics)
+    print(f"ingesting {topics} as {ingestor.client_id} (Ctrl-C stops)", flush=True)
     while not done.wait(60):
         s = ingestor.stats
         log.warning(
