@@ -72,13 +72,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     with running_services(Settings.from_env()) as services:
         migrate(services.database_url)
-        run_ingestor(
+        return run_ingestor(
             services.database_url,
             services.mqtt_url,
             client_id=args.client_id,
             share_group=args.share_group,
         )
-    return 0
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
