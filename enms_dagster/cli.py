@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="run the MQTT ingestor (long-running)",
         description="Subscribes to enms/+/+/telemetry with QoS 1 on a persistent session and "
-        "lands readings in raw.readings, acknowledging only after commit.",
+        "lands readings in raw.readings, acknowledging only after commit. Exits 70 when the "
+        "landing worker dies and 71 when the MQTT loop dies (the reason is in "
+        "raw.ingestor_status), for a supervisor to restart it; see docs/mqtt.md.",
     )
     ingest.add_argument(
         "--client-id", default="enms-ingestor", help="fixed per ingestor: it names its session"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import psycopg
 
 POISON_AFTER = 2  # dead landings after which a message is quarantined instead of landed
+FINGERPRINT_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,14 @@ def begin_attempt(conn: psycopg.Connection, client_id: str, fingerprints: list[b
 
     One statement on an autocommit connection, committed asynchronously (``set_config`` local
     to its own transaction): the row must outlive this process, not the database server, so it
-    need not wait for the disk; the landing that follows commits synchronously.
+    need not wait for the disk; the landing that follows commits synchronously. The fingerprints
+    travel as one concatenated bytea: a bytea[] of 2,000 costs ten times more to send.
     """
     (attempt_id,) = conn.execute(
         "INSERT INTO raw.ingest_attempts (client_id, fingerprints) "
         "SELECT %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async "
         "RETURNING attempt_id",
-        (client_id, fingerprints),
+        (client_id, b"".join(fingerprints)),
     ).fetchone()
     return attempt_id
 
@@ -91,8 +93,9 @@ def fold_attempts(conn: psycopg.Connection, client_id: str) -> dict[bytes, Suspe
         conn.execute(
             "WITH dead AS (DELETE FROM raw.ingest_attempts WHERE client_id = %s "
             "  RETURNING attempt_id, started_at, fingerprints, error), "
-            "per_message AS (SELECT DISTINCT d.attempt_id, d.started_at, d.error, f.fingerprint "
-            "  FROM dead d, unnest(d.fingerprints) AS f(fingerprint)) "
+            "per_message AS (SELECT DISTINCT d.attempt_id, d.started_at, d.error, "
+            "  substring(d.fingerprints FROM 1 + %s * i FOR %s) AS fingerprint "
+            "  FROM dead d, generate_series(0, length(d.fingerprints) / %s - 1) AS i) "
             "INSERT INTO raw.ingest_suspects AS s "
             "  (fingerprint, attempts, first_crash_at, last_crash_at, last_error) "
             "SELECT fingerprint, count(*), min(started_at), max(started_at), "
@@ -101,7 +104,7 @@ def fold_attempts(conn: psycopg.Connection, client_id: str) -> dict[bytes, Suspe
             "ON CONFLICT (fingerprint) DO UPDATE SET attempts = s.attempts + EXCLUDED.attempts, "
             "  last_crash_at = EXCLUDED.last_crash_at, "
             "  last_error = coalesce(EXCLUDED.last_error, s.last_error)",
-            (client_id,),
+            (client_id, FINGERPRINT_BYTES, FINGERPRINT_BYTES, FINGERPRINT_BYTES),
         )
         rows = conn.execute(
             "SELECT fingerprint, attempts, last_error, poisoned_at IS NOT NULL "

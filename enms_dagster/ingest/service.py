@@ -222,61 +222,50 @@ class Ingestor:
         heartbeat_at = 0.0
         backoff = 0.5
         pending: list[_Message] = []
-        try:
-            while True:
-                if conn is not None and time.monotonic() - heartbeat_at > HEARTBEAT_S:
-                    try:
-                        self._heartbeat(conn)
-                        heartbeat_at = time.monotonic()
-                    except psycopg.OperationalError:
-                        conn.close()
-                        conn = None
-                if not pending:
-                    if self._stop.is_set() and self._queue.empty():
-                        break
-                    pending = self._next_batch()
-                    if not pending:
-                        continue
+        while True:
+            if conn is not None and time.monotonic() - heartbeat_at > HEARTBEAT_S:
                 try:
-                    if conn is None or conn.closed:
-                        conn = psycopg.connect(self.database_url, autocommit=True)
-                    if heartbeat_at == 0.0:
-                        self._heartbeat(conn)
-                        heartbeat_at = time.monotonic()
-                    if self._suspects is None:
-                        self._suspects = fold_attempts(conn, self.client_id)
-                    if registry is None or time.monotonic() - registry_at > self.registry_refresh_s:
-                        registry, registry_at = load_registry_view(conn), time.monotonic()
-                    self._land_pending(conn, registry, pending)
-                    backoff = 0.5
-                except RETRYABLE as exc:
-                    with self.stats.lock:
-                        self.stats.landing_errors += 1
-                    log.warning("database unavailable (%s); retrying in %.1f s", exc, backoff)
-                    if conn is not None:
-                        conn.close()
+                    self._heartbeat(conn)
+                    heartbeat_at = time.monotonic()
+                except psycopg.OperationalError:
+                    conn.close()
                     conn = None
-                    if self._stop.wait(backoff) and self.stats.landing_errors > 3:
-                        break  # stopping and the database is still down: the broker keeps the rest
-                    backoff = min(backoff * 2, 10.0)
-            if conn is not None:
-                with contextlib.suppress(psycopg.Error):
-                    self._heartbeat(conn, "stopped")
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def record_status(self, state: str, error: str | None = None) -> None:
-        """Write the heartbeat row with ``state`` (and the error on the landing under way, if
-        any), best effort on a connection of its own: for when the worker's is unusable."""
-        try:
-            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
-                conn.execute("SET statement_timeout = '3s'")
-                if error is not None and self._attempt is not None:
-                    note_attempt_error(conn, self._attempt[1], error)
-                self._heartbeat(conn, state, error)
-        except psycopg.Error as exc:
-            log.warning("could not record the ingestor's state %r: %s", state, exc)
+            if not pending:
+                if self._stop.is_set() and self._queue.empty():
+                    break
+                pending = self._next_batch()
+                if not pending:
+                    continue
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.database_url, autocommit=True)
+                if heartbeat_at == 0.0:
+                    self._heartbeat(conn)
+                    heartbeat_at = time.monotonic()
+                if self._suspects is None:
+                    self._suspects = fold_attempts(conn, self.client_id)
+                if registry is None or time.monotonic() - registry_at > self.registry_refresh_s:
+                    registry, registry_at = load_registry_view(conn), time.monotonic()
+                self._land_pending(conn, registry, pending)
+                backoff = 0.5
+            except RETRYABLE as exc:
+                with self.stats.lock:
+                    self.stats.landing_errors += 1
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._stop.wait(backoff) and self.stats.landing_errors > 3:
+                    break  # stopping and the database is still down: the broker keeps the rest
+                backoff = min(backoff * 2, 10.0)
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._heartbeat(conn, "stopped")
+            conn.close()
 
     def _heartbeat(
         self, conn: psycopg.Connection, state: str = "running", error: str | None = None
@@ -312,6 +301,49 @@ class Ingestor:
                 error,
             ),
         )
+
+    def _land(
+        self,
+        conn: psycopg.Connection,
+        registry,
+        batch: list[_Message],
+        settle: Callable[[psycopg.Connection], None] | None = None,
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        readings: list[Reading] = []
+        quarantined: list[QuarantinedInput] = []
+        for msg in batch:
+            parsed = parse_message(msg.topic, msg.payload, registry, now)
+            readings.extend(parsed.readings)
+            quarantined.extend(
+                QuarantinedInput(msg.topic, msg.payload, r) for r in parsed.rejections
+            )
+        self._commit(conn, batch, readings, quarantined, settle)
+
+    def _commit(
+        self,
+        conn: psycopg.Connection,
+        batch: list[_Message],
+        readings: list[Reading],
+        quarantined: list[QuarantinedInput],
+        settle: Callable[[psycopg.Connection], None] | None,
+    ) -> None:
+        """Land in one transaction (with ``settle``'s bookkeeping), then acknowledge."""
+        with conn.transaction():
+            if settle is not None:
+                settle(conn)
+            result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
+        for msg in batch:
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+        with self.stats.lock:
+            self.stats.messages_received += len(batch)
+            self.stats.messages_committed += len(batch)
+            self.stats.readings_inserted += result.inserted
+            self.stats.readings_duplicate += result.duplicates
+            self.stats.quarantined += result.quarantined
+            self.stats.batches += 1
+            self.stats.last_commit_at = dt.datetime.now(dt.UTC)
 
     def _land_pending(self, conn: psycopg.Connection, registry, pending: list[_Message]) -> None:
         """Land ``pending`` in order, removing each part once committed and acknowledged (so a
@@ -377,48 +409,17 @@ class Ingestor:
         )
         del suspects[fingerprint]
 
-    def _land(
-        self,
-        conn: psycopg.Connection,
-        registry,
-        batch: list[_Message],
-        settle: Callable[[psycopg.Connection], None] | None = None,
-    ) -> None:
-        now = dt.datetime.now(dt.UTC)
-        readings: list[Reading] = []
-        quarantined: list[QuarantinedInput] = []
-        for msg in batch:
-            parsed = parse_message(msg.topic, msg.payload, registry, now)
-            readings.extend(parsed.readings)
-            quarantined.extend(
-                QuarantinedInput(msg.topic, msg.payload, r) for r in parsed.rejections
-            )
-        self._commit(conn, batch, readings, quarantined, settle)
-
-    def _commit(
-        self,
-        conn: psycopg.Connection,
-        batch: list[_Message],
-        readings: list[Reading],
-        quarantined: list[QuarantinedInput],
-        settle: Callable[[psycopg.Connection], None] | None,
-    ) -> None:
-        """Land in one transaction (with ``settle``'s bookkeeping), then acknowledge."""
-        with conn.transaction():
-            if settle is not None:
-                settle(conn)
-            result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
-        for msg in batch:
-            if msg.qos > 0:
-                self._client.ack(msg.mid, msg.qos)
-        with self.stats.lock:
-            self.stats.messages_received += len(batch)
-            self.stats.messages_committed += len(batch)
-            self.stats.readings_inserted += result.inserted
-            self.stats.readings_duplicate += result.duplicates
-            self.stats.quarantined += result.quarantined
-            self.stats.batches += 1
-            self.stats.last_commit_at = dt.datetime.now(dt.UTC)
+    def record_status(self, state: str, error: str | None = None) -> None:
+        """Write the heartbeat row with ``state`` (and the error on the landing under way, if
+        any), best effort on a connection of its own: for when the worker's is unusable."""
+        try:
+            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
+                conn.execute("SET statement_timeout = '3s'")
+                if error is not None and self._attempt is not None:
+                    note_attempt_error(conn, self._attempt[1], error)
+                self._heartbeat(conn, state, error)
+        except psycopg.Error as exc:
+            log.warning("could not record the ingestor's state %r: %s", state, exc)
 
 
 def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> int:

@@ -16,7 +16,7 @@ CREATE TABLE raw.ingest_attempts (
     attempt_id   bigserial PRIMARY KEY,
     client_id    text NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now(),
-    fingerprints bytea[] NOT NULL,
+    fingerprints bytea NOT NULL,  -- the messages' 32-byte fingerprints, concatenated
     error        text
 );
 CREATE INDEX ingest_attempts_client_idx ON raw.ingest_attempts (client_id);
