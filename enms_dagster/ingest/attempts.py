@@ -12,6 +12,7 @@ suspect that was in ``POISON_AFTER`` dead landings is quarantined as ``poison`` 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 
 import psycopg
@@ -42,29 +43,31 @@ def message_fingerprint(topic: str, payload: bytes) -> bytes:
     return hashlib.sha256(topic.encode() + b"\0" + payload).digest()
 
 
-def begin_attempt(conn: psycopg.Connection, client_id: str, fingerprints: list[bytes]) -> int:
-    """Commit the record of a landing about to start; return its id (see ``settle_attempt``).
+def begin_attempt(
+    conn: psycopg.Connection, client_id: str, attempt_id: uuid.UUID, fingerprints: list[bytes]
+) -> None:
+    """Commit the record of a landing about to start (see ``settle_attempt``). Idempotent, so a
+    landing retried after a lost connection writes it again without knowing whether it landed.
 
     One statement on an autocommit connection, committed asynchronously (``set_config`` local
     to its own transaction): the row must outlive this process, not the database server, so it
     need not wait for the disk; the landing that follows commits synchronously. The fingerprints
     travel as one concatenated bytea: a bytea[] of 2,000 costs ten times more to send.
     """
-    (attempt_id,) = conn.execute(
-        "INSERT INTO raw.ingest_attempts (client_id, fingerprints) "
-        "SELECT %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async "
-        "RETURNING attempt_id",
-        (client_id, b"".join(fingerprints)),
-    ).fetchone()
-    return attempt_id
+    conn.execute(
+        "INSERT INTO raw.ingest_attempts (attempt_id, client_id, fingerprints) "
+        "SELECT %s, %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async "
+        "ON CONFLICT (attempt_id) DO NOTHING",
+        (attempt_id, client_id, b"".join(fingerprints)),
+    )
 
 
-def settle_attempt(conn: psycopg.Connection, attempt_id: int) -> None:
+def settle_attempt(conn: psycopg.Connection, attempt_id: uuid.UUID) -> None:
     """Inside the landing transaction: the landing committed, so it did not die."""
     conn.execute("DELETE FROM raw.ingest_attempts WHERE attempt_id = %s", (attempt_id,))
 
 
-def note_attempt_error(conn: psycopg.Connection, attempt_id: int, error: str) -> None:
+def note_attempt_error(conn: psycopg.Connection, attempt_id: uuid.UUID, error: str) -> None:
     conn.execute(
         "UPDATE raw.ingest_attempts SET error = %s WHERE attempt_id = %s", (error, attempt_id)
     )

@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -118,7 +119,7 @@ class Ingestor:
         self._worker: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._suspects: dict[bytes, Suspect] | None = None  # loaded by the worker at start
-        self._attempt: tuple[list[bytes], int] | None = None  # the landing under way
+        self._attempt: tuple[list[bytes], uuid.UUID] | None = None  # the landing under way
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -371,8 +372,9 @@ class Ingestor:
         """Land ``batch`` under an attempt record, reusing the record of a landing of the same
         messages that a lost connection interrupted (that one did not die)."""
         if self._attempt is None or self._attempt[0] != fingerprints:
-            self._attempt = (fingerprints, begin_attempt(conn, self.client_id, fingerprints))
+            self._attempt = (fingerprints, uuid.uuid4())
         attempt_id = self._attempt[1]
+        begin_attempt(conn, self.client_id, attempt_id, fingerprints)
 
         def settle(c: psycopg.Connection) -> None:
             settle_attempt(c, attempt_id)

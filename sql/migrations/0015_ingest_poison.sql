@@ -13,7 +13,7 @@ COMMENT ON COLUMN raw.ingestor_status.last_error IS
 -- One row per batch being landed: committed before the batch is parsed, deleted by the
 -- transaction that lands it. A row that outlives its ingestor marks a batch whose landing died.
 CREATE TABLE raw.ingest_attempts (
-    attempt_id   bigserial PRIMARY KEY,
+    attempt_id   uuid PRIMARY KEY,  -- chosen by the ingestor, so a retried INSERT is idempotent
     client_id    text NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now(),
     fingerprints bytea NOT NULL,  -- the messages' 32-byte fingerprints, concatenated
