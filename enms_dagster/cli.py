@@ -76,14 +76,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     with running_services(settings) as services:
         migrate(services.database_url)
-        run_ingestor(
+        return run_ingestor(
             services.database_url,
             services.mqtt_url,
             client_id=args.client_id,
             sites=args.site,
             window=settings.readings_window(),
         )
-    return 0
 
 
 SHARE_GROUP_WITHDRAWN = (
@@ -388,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Subscribes to enms/+/+/telemetry with QoS 1 on a persistent session and "
         "lands readings in raw.readings, acknowledging only after commit. Several ingestors, "
         "each with its own --client-id, are redundant: each lands every message of its topics "
-        "(idempotently), so any survivor lands everything.",
+        "(idempotently), so any survivor lands everything. Exits 70 when the landing worker "
+        "dies and 71 when the MQTT loop dies (the reason is in raw.ingestor_status), for a "
+        "supervisor to restart it; see docs/mqtt.md.",
     )
     ingest.add_argument(
         "--client-id",

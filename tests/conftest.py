@@ -31,6 +31,11 @@ TESTS_DIR = Path(__file__).resolve().parent
 SMALL_PLANT = TESTS_DIR / "data" / "small_plant.yaml"
 LOCAL_PG_DSN = os.environ.get("ENMS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 LOCAL_MQTT_URL = os.environ.get("ENMS_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+# The suite simulates fixed days of 2025 and 2026; readings older than the plausible window
+# (400 days by default) would be quarantined as too_old once those days age past it. Ingestors
+# and commands started by the tests (in process or as subprocesses) take the window from here;
+# the tests of the window itself state theirs.
+os.environ.setdefault("ENMS_READINGS_MAX_AGE_DAYS", str(100 * 366))
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ def redrive(
 
     An entry (one per message) is marked re-driven when its whole message now parses cleanly;
     otherwise it stays pending with one more attempt counted. Readings that had landed before
-    (the good samples of a partly rejected message) are not duplicated.
+    (the good samples of a partly rejected message) are not duplicated. ``poison`` entries (a
+    message that crashed the ingestor twice) are only re-driven when asked for by name, once
+    their cause is fixed: they would stop this command just as they stopped the ingestor.
     """
     now = now or dt.datetime.now(dt.UTC)
     registry = load_registry_view(conn)
@@ -77,7 +79,8 @@ def redrive(
         rows = conn.execute(
             "SELECT quarantine_id, topic, payload FROM raw.quarantine "
             "WHERE redriven_at IS NULL AND source = 'mqtt' AND quarantine_id > %s "
-            "AND (%s::text IS NULL OR reason = %s) ORDER BY quarantine_id LIMIT %s",
+            "AND (reason = %s OR (%s::text IS NULL AND reason <> 'poison')) "
+            "ORDER BY quarantine_id LIMIT %s",
             (after, reason, reason, chunk),
         ).fetchall()
         if not rows:

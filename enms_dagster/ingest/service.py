@@ -10,35 +10,61 @@ by topic: an ingestor can be limited to some sites.
 The paho network thread only queues messages; a worker thread parses, lands and then acks.
 If the database is down the worker keeps the batch, backs off and retries, and acks nothing
 meanwhile, so the broker keeps (and after a crash redelivers) everything not yet committed.
+
+The worker is crash-only: any other exception ends it, ``failure`` says why, and ``enms ingest``
+exits non-zero so that its supervisor restarts it; a message that keeps killing the worker is
+quarantined as ``poison`` (see ``ingest.attempts``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 import psycopg
 
+from enms_dagster.ingest.attempts import (
+    Suspect,
+    begin_attempt,
+    clear_suspect,
+    fold_attempts,
+    mark_poisoned,
+    message_fingerprint,
+    note_attempt_error,
+    settle_attempt,
+)
 from enms_dagster.ingest.landing import (
     QuarantinedInput,
     land_batch,
     load_registry_view,
     quarantine_message,
 )
-from enms_dagster.ingest.payload import PlausibleTime, Reading, parse_message
-from enms_dagster.settings import MqttAddress
+from enms_dagster.ingest.payload import PlausibleTime, Reading, Rejection, parse_message
+from enms_dagster.settings import MqttAddress, Settings
 from enms_dagster.warehouse import libpq_url
 
 log = logging.getLogger(__name__)
 
 TELEMETRY_TOPIC = "enms/+/+/telemetry"
 HEARTBEAT_S = 5.0
+EXIT_WORKER_DIED = 70  # the landing worker died: the heartbeat row's last_error says why
+EXIT_NETWORK_DIED = 71  # the MQTT network loop died
+# Errors after which landing the same batch again can succeed (a lost or refused connection, a
+# deadlock, a serialization failure, a cancelled statement): the worker keeps the batch, backs off
+# and retries. Any other exception ends the worker.
+RETRYABLE = psycopg.OperationalError
+
+
+class IngestorFailed(RuntimeError):
+    """The landing worker died; ``__cause__`` is what killed it."""
 
 
 def subscription_topics(sites: Sequence[str] = ()) -> list[str]:
@@ -73,6 +99,10 @@ class _Message:
     qos: int
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 class Ingestor:
     def __init__(
         self,
@@ -90,8 +120,9 @@ class Ingestor:
     ) -> None:
         """``persistent_session=False`` is for short-lived in-process ingestors (the demo): the
         broker then neither keeps nor replays a session that outlives them. ``window`` is how
-        far from now a reading may lie (default ``PlausibleTime()``)."""
-        self.window = window or PlausibleTime()
+        far from now a reading may lie (default: the settings', ``ENMS_READINGS_MAX_AGE_DAYS``
+        and ``ENMS_READINGS_MAX_AHEAD_S``)."""
+        self.window = window or Settings.from_env().readings_window()
         self.database_url = libpq_url(database_url)
         self.address = MqttAddress.from_url(mqtt_url)
         self.client_id = client_id
@@ -106,6 +137,9 @@ class Ingestor:
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._suspects: dict[bytes, Suspect] | None = None  # loaded by the worker at start
+        self._attempt: tuple[list[bytes], uuid.UUID] | None = None  # the landing under way
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -154,12 +188,22 @@ class Ingestor:
         self._client.disconnect()
         self._client.loop_stop()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What killed the landing worker (None while it runs or after a clean stop)."""
+        return self._failure
+
     def wait_for_messages(self, count: int, timeout_s: float) -> bool:
-        """Block until ``count`` messages are committed (or the time runs out)."""
+        """Block until ``count`` messages are committed (or the time runs out); raise
+        ``IngestorFailed`` as soon as the worker is dead, since then none will be."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.stats.messages_committed >= count:
                 return True
+            if self._failure is not None:
+                raise IngestorFailed(f"the landing worker died: {_describe(self._failure)}") from (
+                    self._failure
+                )
             time.sleep(0.05)
         return self.stats.messages_committed >= count
 
@@ -184,6 +228,16 @@ class Ingestor:
         return batch
 
     def _work(self) -> None:
+        """The worker thread. It ends on any error that retrying cannot cure, after recording
+        it (best effort) on the heartbeat row and on the landing under way."""
+        try:
+            self._land_until_stopped()
+        except BaseException as exc:
+            log.exception("the landing worker died")
+            self.record_status("crashed", _describe(exc))
+            self._failure = exc
+
+    def _land_until_stopped(self) -> None:
         conn: psycopg.Connection | None = None
         registry, registry_at = None, 0.0
         heartbeat_at = 0.0
@@ -209,12 +263,13 @@ class Ingestor:
                 if heartbeat_at == 0.0:
                     self._heartbeat(conn)
                     heartbeat_at = time.monotonic()
+                if self._suspects is None:
+                    self._suspects = fold_attempts(conn, self.client_id)
                 if registry is None or time.monotonic() - registry_at > self.registry_refresh_s:
                     registry, registry_at = load_registry_view(conn), time.monotonic()
-                self._land(conn, registry, pending)
-                pending = []
+                self._land_pending(conn, registry, pending)
                 backoff = 0.5
-            except psycopg.OperationalError as exc:
+            except RETRYABLE as exc:
                 with self.stats.lock:
                     self.stats.landing_errors += 1
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, backoff)
@@ -224,23 +279,34 @@ class Ingestor:
                 if self._stop.wait(backoff) and self.stats.landing_errors > 3:
                     break  # stopping and the database is still down: the broker keeps the rest
                 backoff = min(backoff * 2, 10.0)
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
         if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._heartbeat(conn, "stopped")
             conn.close()
 
-    def _heartbeat(self, conn: psycopg.Connection) -> None:
+    def _heartbeat(
+        self, conn: psycopg.Connection, state: str = "running", error: str | None = None
+    ) -> None:
         st = self.stats
         conn.execute(
             "INSERT INTO raw.ingestor_status (client_id, started_at, last_heartbeat, "
             "last_commit_at, messages_committed, readings_inserted, readings_duplicate, "
-            "quarantined, queue_depth, landing_errors) "
-            "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s) "
+            "quarantined, queue_depth, landing_errors, state, stopped_at, last_error) "
+            "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, "
+            "CASE WHEN %s = 'running' THEN NULL ELSE now() END, %s) "
             "ON CONFLICT (client_id) DO UPDATE SET started_at = EXCLUDED.started_at, "
             "last_heartbeat = now(), last_commit_at = EXCLUDED.last_commit_at, "
             "messages_committed = EXCLUDED.messages_committed, "
             "readings_inserted = EXCLUDED.readings_inserted, "
             "readings_duplicate = EXCLUDED.readings_duplicate, "
             "quarantined = EXCLUDED.quarantined, queue_depth = EXCLUDED.queue_depth, "
-            "landing_errors = EXCLUDED.landing_errors",
+            "landing_errors = EXCLUDED.landing_errors, state = EXCLUDED.state, "
+            "stopped_at = EXCLUDED.stopped_at, "
+            "last_error = coalesce(EXCLUDED.last_error, raw.ingestor_status.last_error)",
             (
                 self.client_id,
                 self.started_at,
@@ -251,10 +317,19 @@ class Ingestor:
                 st.quarantined,
                 self._queue.qsize(),
                 st.landing_errors,
+                state,
+                state,
+                error,
             ),
         )
 
-    def _land(self, conn: psycopg.Connection, registry, batch: list[_Message]) -> None:
+    def _land(
+        self,
+        conn: psycopg.Connection,
+        registry,
+        batch: list[_Message],
+        settle: Callable[[psycopg.Connection], None] | None = None,
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         readings: list[Reading] = []
         quarantined: list[QuarantinedInput] = []
@@ -264,7 +339,21 @@ class Ingestor:
             record = quarantine_message(msg.topic, msg.payload, parsed)
             if record is not None:
                 quarantined.append(record)
-        result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
+        self._commit(conn, batch, readings, quarantined, settle)
+
+    def _commit(
+        self,
+        conn: psycopg.Connection,
+        batch: list[_Message],
+        readings: list[Reading],
+        quarantined: list[QuarantinedInput],
+        settle: Callable[[psycopg.Connection], None] | None,
+    ) -> None:
+        """Land in one transaction (with ``settle``'s bookkeeping), then acknowledge."""
+        with conn.transaction():
+            if settle is not None:
+                settle(conn)
+            result = land_batch(conn, readings, quarantined, source="mqtt", messages=len(batch))
         for msg in batch:
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
@@ -277,25 +366,123 @@ class Ingestor:
             self.stats.batches += 1
             self.stats.last_commit_at = dt.datetime.now(dt.UTC)
 
+    def _land_pending(self, conn: psycopg.Connection, registry, pending: list[_Message]) -> None:
+        """Land ``pending`` in order, removing each part once committed and acknowledged (so a
+        retry after a lost connection starts where it stopped). Messages that were present when a
+        worker died go one by one; the others together, under one attempt record."""
+        suspects = self._suspects or {}
+        fingerprints = [message_fingerprint(m.topic, m.payload) for m in pending]
+        while pending:
+            if fingerprints[0] in suspects:
+                self._land_suspect(conn, registry, pending[0], fingerprints[0], suspects)
+                n = 1
+            else:
+                n = next((i for i, f in enumerate(fingerprints) if f in suspects), len(pending))
+                self._land_attempt(conn, registry, pending[:n], fingerprints[:n])
+            del pending[:n], fingerprints[:n]
 
-def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> None:
-    """Run until SIGINT/SIGTERM (the ``enms ingest`` command)."""
+    def _land_attempt(
+        self,
+        conn: psycopg.Connection,
+        registry,
+        batch: list[_Message],
+        fingerprints: list[bytes],
+        settle_also: Callable[[psycopg.Connection], None] | None = None,
+    ) -> None:
+        """Land ``batch`` under an attempt record, reusing the record of a landing of the same
+        messages that a lost connection interrupted (that one did not die)."""
+        if self._attempt is None or self._attempt[0] != fingerprints:
+            self._attempt = (fingerprints, uuid.uuid4())
+        attempt_id = self._attempt[1]
+        begin_attempt(conn, self.client_id, attempt_id, fingerprints)
+
+        def settle(c: psycopg.Connection) -> None:
+            settle_attempt(c, attempt_id)
+            if settle_also is not None:
+                settle_also(c)
+
+        self._land(conn, registry, batch, settle)
+        self._attempt = None
+
+    def _land_suspect(
+        self,
+        conn: psycopg.Connection,
+        registry,
+        msg: _Message,
+        fingerprint: bytes,
+        suspects: dict[bytes, Suspect],
+    ) -> None:
+        """A message present when a worker died: quarantined unparsed as ``poison`` once it was
+        there ``POISON_AFTER`` times, else landed on its own (and cleared if that commits)."""
+        suspect = suspects[fingerprint]
+        if suspect.is_poison:
+            rejection = Rejection("poison", suspect.poison_detail)
+            self._commit(
+                conn,
+                [msg],
+                [],
+                [QuarantinedInput(msg.topic, msg.payload, rejection)],
+                lambda c: mark_poisoned(c, fingerprint),
+            )
+            log.error("quarantined a poison message on %s: %s", msg.topic, suspect.poison_detail)
+            return
+        self._land_attempt(
+            conn, registry, [msg], [fingerprint], lambda c: clear_suspect(c, fingerprint)
+        )
+        del suspects[fingerprint]
+
+    def record_status(self, state: str, error: str | None = None) -> None:
+        """Write the heartbeat row with ``state`` (and the error on the landing under way, if
+        any), best effort on a connection of its own: for when the worker's is unusable."""
+        try:
+            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
+                conn.execute("SET statement_timeout = '3s'")
+                if error is not None and self._attempt is not None:
+                    note_attempt_error(conn, self._attempt[1], error)
+                self._heartbeat(conn, state, error)
+        except psycopg.Error as exc:
+            log.warning("could not record the ingestor's state %r: %s", state, exc)
+
+
+def run_ingestor(database_url: str, mqtt_url: str, **kwargs) -> int:
+    """Run until SIGINT/SIGTERM (the ``enms ingest`` command) and return 0; or, as soon as the
+    landing worker or the MQTT network loop dies, record why in ``raw.ingestor_status`` and
+    return ``EXIT_WORKER_DIED`` / ``EXIT_NETWORK_DIED`` so that a supervisor restarts it."""
     import signal
 
     ingestor = Ingestor(database_url, mqtt_url, **kwargs)
     done = threading.Event()
+    thread_errors: list[BaseException] = []
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        threading.__excepthook__(args)
+        thread_errors.append(args.exc_value or RuntimeError(f"{args.exc_type} in {args.thread}"))
+        done.set()
+
+    threading.excepthook = on_thread_exception  # the worker catches its own; this is paho's
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     ingestor.start()
     topics = " ".join(ingestor.topics)
     print(f"ingesting {topics} as {ingestor.client_id} (Ctrl-C stops)", flush=True)
-    while not done.wait(60):
-        s = ingestor.stats
-        log.warning(
-            "committed %d messages, %d readings (%d duplicates), %d quarantined",
-            s.messages_committed,
-            s.readings_inserted,
-            s.readings_duplicate,
-            s.quarantined,
-        )
+    logged_at = time.monotonic()
+    while not done.wait(0.5) and ingestor.failure is None:
+        if time.monotonic() - logged_at >= 60:
+            logged_at = time.monotonic()
+            s = ingestor.stats
+            log.warning(
+                "committed %d messages, %d readings (%d duplicates), %d quarantined",
+                s.messages_committed,
+                s.readings_inserted,
+                s.readings_duplicate,
+                s.quarantined,
+            )
+    if ingestor.failure is not None:
+        log.error("exiting: the landing worker died (%s)", _describe(ingestor.failure))
+        return EXIT_WORKER_DIED  # the worker recorded why before it ended
+    if thread_errors:
+        ingestor.record_status("crashed", f"MQTT network loop: {_describe(thread_errors[0])}")
+        log.error("exiting: the MQTT network loop died (%s)", _describe(thread_errors[0]))
+        return EXIT_NETWORK_DIED
     ingestor.stop()
+    return 0
