@@ -77,8 +77,45 @@ def test_a_silent_ingestor_fails_the_health_check(services, warehouse):
         checks = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
         assert [(c.check_name, c.passed) for c in checks] == [("ingestor_alive", False)]
         # ten minutes, plus however long the evaluation took on a busy machine
-        age = re.search(r"enms-ingestor beat (\d+) s ago", checks[0].description)
+        age = re.search(
+            r"enms-ingestor DOWN, running, last beat (\d+) s ago", checks[0].description
+        )
         assert age and 600 <= int(age[1]) < 660, checks[0].description
+    finally:
+        warehouse.execute("DELETE FROM raw.ingestor_status")
+
+
+def test_a_fleet_member_that_crashed_is_named_while_the_survivor_keeps_the_check_green(
+    services, warehouse
+):
+    warehouse.execute(
+        "INSERT INTO raw.ingestor_status (client_id, started_at, last_heartbeat, state, "
+        "last_error) VALUES "
+        "('ingestor-a', now(), now(), 'running', NULL), "
+        "('ingestor-b', now(), now() - interval '3 minutes', 'crashed', "
+        "E'RaiseException: boom |\\n at line 2'), "
+        "('ingestor-c', now(), now() - interval '5 minutes', 'stopped', NULL), "
+        "('retired', now(), now() - interval '3 days', 'running', NULL)"
+    )
+    try:
+        result = evaluate(services)
+        (check,) = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert check.passed
+        assert check.metadata["ingestors_down"].value == 1
+        assert "ingestor-b DOWN, crashed" in check.description
+        assert "RaiseException: boom" in check.description
+        assert "ingestor-c stopped" in check.description  # a clean stop is not a failure
+        # the error's pipe and newline do not break the status table's rows
+        table = check.metadata["status"].value
+        assert len(table.splitlines()) == 2 + 4
+        assert isinstance(evaluate(services, result.cursor), dg.SkipReason)  # nothing changed
+        warehouse.execute(
+            "UPDATE raw.ingestor_status SET state = 'running', last_heartbeat = "
+            "now() WHERE client_id = 'ingestor-b'"
+        )
+        back = evaluate(services, result.cursor)
+        (check,) = [e for e in back.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert check.metadata["ingestors_down"].value == 0  # reported when the set changes
     finally:
         warehouse.execute("DELETE FROM raw.ingestor_status")
 

@@ -30,10 +30,20 @@ def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
         description=health.summary,
         metadata={
             "ingestors": len(health.rows),
+            "ingestors_down": len(health.down),
             "quarantine_rate": health.quarantine_rate,
             "status": dg.MetadataValue.md(
                 markdown_table(
-                    ["ingestor", "heartbeat age s", "queue", "committed", "quarantined", "errors"],
+                    [
+                        "ingestor",
+                        "heartbeat age s",
+                        "state",
+                        "queue",
+                        "committed",
+                        "quarantined",
+                        "errors",
+                        "last error",
+                    ],
                     health.rows,
                 )
             ),
@@ -43,7 +53,8 @@ def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=raw_readings.key, name="ingestor_alive")
 def ingestor_alive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """At least one ingestor sent a heartbeat in the last minute; shows each one's queue,
-    throughput and quarantine rate. The MQTT sensor also reports it as it polls."""
+    """At least one ingestor sent a heartbeat in the last minute; shows each one's state,
+    queue, throughput, quarantine rate and last error, and names members that crashed or fell
+    silent (redundancy lost). The MQTT sensor also reports it as it polls."""
     with warehouse.connect() as conn:
         return ingestor_health_result(read_ingestor_health(conn))

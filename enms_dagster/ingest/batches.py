@@ -94,33 +94,55 @@ def read_new_batches(
     return cursor, sorted(days.values(), key=lambda a: a.day)
 
 
+# A member whose last heartbeat is older than this is history (a retired client id), not a
+# member of the fleet that went down.
+MEMBER_FORGOTTEN_AFTER_S = 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class IngestorHealth:
-    """Each ingestor's last heartbeat and counters; alive when one beat recently."""
+    """Each ingestor's last heartbeat, state and counters. The plant is ingesting while one
+    member beat recently; a member that crashed or fell silent within the last day is "down"
+    (with redundant ingestors the others carry on, but the redundancy is gone)."""
 
-    rows: list[tuple]  # client_id, heartbeat age s, queue depth, committed, quarantined, errors
+    # client_id, heartbeat age s, state, queue depth, committed, quarantined, errors, last error
+    rows: list[tuple]
     alive: bool
+    down: list[str]  # members that crashed or stopped beating in the last day
     quarantine_rate: float | None  # quarantined per committed message, all ingestors
 
     @property
     def summary(self) -> str:
         if not self.rows:
             return "no ingestor has ever reported"
-        return ", ".join(
-            f"{client} beat {age:.0f} s ago (queue {queue})" for client, age, queue, *_ in self.rows
-        )
+        parts = []
+        for client, age, state, queue, *_, error in self.rows:
+            if client in self.down:
+                why = f": {error}" if state == "crashed" and error else ""
+                parts.append(f"{client} DOWN, {state}, last beat {age:.0f} s ago{why}")
+            else:
+                parts.append(f"{client} {state}, beat {age:.0f} s ago (queue {queue})")
+        return "; ".join(parts)
 
 
 def read_ingestor_health(conn: psycopg.Connection, stale_after_s: float = 60.0) -> IngestorHealth:
     rows = conn.execute(
-        "SELECT client_id, extract(epoch FROM now() - last_heartbeat)::float8, queue_depth, "
-        "messages_committed, quarantined, landing_errors FROM raw.ingestor_status "
-        "ORDER BY client_id"
+        "SELECT client_id, extract(epoch FROM now() - last_heartbeat)::float8, state, "
+        "queue_depth, messages_committed, quarantined, landing_errors, "
+        "regexp_replace(left(coalesce(last_error, ''), 200), '[|\\r\\n]+', ' ', 'g') "
+        "FROM raw.ingestor_status ORDER BY client_id"
     ).fetchall()
-    committed = sum(r[3] for r in rows)
-    quarantined = sum(r[4] for r in rows)
+    committed = sum(r[4] for r in rows)
+    quarantined = sum(r[5] for r in rows)
+    down = [
+        client
+        for client, age, state, *_ in rows
+        if age <= MEMBER_FORGOTTEN_AFTER_S
+        and (state == "crashed" or (state == "running" and age > stale_after_s))
+    ]
     return IngestorHealth(
         rows=rows,
-        alive=any(age <= stale_after_s for _, age, *_ in rows),
+        alive=any(age <= stale_after_s and state == "running" for _, age, state, *_ in rows),
+        down=down,
         quarantine_rate=quarantined / committed if committed else None,
     )

@@ -60,12 +60,16 @@ def raw_readings_sensor(
         health = read_ingestor_health(conn)
     # Ingestor health goes to the UI with every batch, when it changes, and every 10 minutes.
     report_health = (
-        bool(days) or health.alive != state["alive"] or now.timestamp() - state["health"] > 600
+        bool(days)
+        or health.alive != state["alive"]
+        or health.down != state["down"]
+        or now.timestamp() - state["health"] > 600
     )
     health_events = []
     if report_health:
         health_events = [_check_evaluation(health)]
         state["health"], state["alive"] = now.timestamp(), health.alive
+        state["down"] = health.down
     state["batch"], state["gaps"] = cursor.last_id, cursor.gaps
     if not days and not health_events:
         context.update_cursor(json.dumps(state))
@@ -87,7 +91,7 @@ def raw_readings_sensor(
 
 
 def _load_cursor(cursor: str | None) -> dict:
-    state = {"batch": 0, "gaps": {}, "health": 0.0, "alive": None}
+    state = {"batch": 0, "gaps": {}, "health": 0.0, "alive": None, "down": []}
     if cursor and cursor.isdigit():  # a bare batch id
         state["batch"] = int(cursor)
     elif cursor:
