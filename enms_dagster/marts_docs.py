@@ -43,6 +43,28 @@ python3 dev.py enms db analyst-password --disable                            # N
 
 The password is hashed (SCRAM-SHA-256) before it is sent to the server.
 
+**What the role cannot do, even in a session that switches `default_transaction_read_only`
+off:** write or create anything (no write privilege anywhere, no CREATE on any schema, no
+TEMPORARY on the database, no large objects), take an advisory lock (so it can never hold the
+lock `enms db migrate` and `enms ingest` wait for), or connect to a database that does not grant
+it CONNECT (each EnMS database grants it; the compose stack's `deploy/postgres/pg_hba.conf`
+refuses it on every other database of the server, and `enms db analyst-password` warns about
+each one it could still reach).
+
+**What a session may cost**, set on the role by `enms db analyst-password` from the environment:
+
+| variable | default | holds regardless? |
+|---|---|---|
+| `ENMS_ANALYST_CONNECTION_LIMIT` | 10 sessions | yes (role connection limit) |
+| `ENMS_ANALYST_TEMP_FILE_LIMIT` | 1GB per session | yes (only a superuser may change it) |
+| `ENMS_ANALYST_STATEMENT_TIMEOUT` | 60s | no: a session may `SET statement_timeout` |
+| `ENMS_ANALYST_IDLE_TIMEOUT` | 5min idle in a transaction | no: a session may change it |
+
+The timeouts are defaults that protect against forgotten queries and BI tools, not against a
+determined user; so is memory (`work_mem` is a user setting). A migration that needs a table an
+analyst query holds waits `ENMS_MIGRATION_LOCK_WAIT_S` (60 s) and then stops with the session's
+pid, user and application; `SELECT pg_terminate_backend(pid)` ends it.
+
 **KPI definitions** are in the column comments of `marts.fct_kpi_daily` below: peak demand,
 load factor, base load, out-of-hours energy, time-of-use cost and the demand charge share.
 """
