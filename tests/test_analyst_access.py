@@ -10,7 +10,10 @@ where it can, it changes the role in its own database only (ALTER ROLE ... IN DA
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -291,3 +294,56 @@ def test_a_migration_that_breaks_its_connection_reports_that_error_alone(tmp_pat
         assert "terminat" in str(failed.value)  # not "the connection is closed" from the unlock
         (directory / "9999_breaks.sql").unlink()
         assert migrate(url, directory, lock_wait_s=5) == []  # and the lock went with the session
+
+
+def test_the_password_command_sets_the_limits_from_the_environment_and_reports_gaps(
+    local_services,
+):
+    url = local_services.database_url
+    role = sql.Identifier(ANALYST_ROLE)
+
+    def limits(conn) -> tuple[int, list[str]]:
+        return conn.execute(
+            "SELECT r.rolconnlimit, s.setconfig FROM pg_roles r JOIN pg_db_role_setting s "
+            "ON s.setrole = r.oid AND s.setdatabase = 0 WHERE r.rolname = %s",
+            (ANALYST_ROLE,),
+        ).fetchone()
+
+    with connect(url, autocommit=True) as admin:
+        before_limit, before_config = limits(admin)
+    env = {
+        **os.environ,
+        "ENMS_DATABASE_URL": url,
+        "ENMS_ANALYST_PASSWORD": "analyst-access-test",
+        "ENMS_ANALYST_STATEMENT_TIMEOUT": "45s",
+        "ENMS_ANALYST_TEMP_FILE_LIMIT": "512MB",
+        "ENMS_ANALYST_CONNECTION_LIMIT": "7",
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "enms_dagster.cli", "db", "analyst-password"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "statement_timeout 45s" in done.stdout and "at most 7 sessions" in done.stdout
+        with connect(url, autocommit=True) as admin:
+            limit, config = limits(admin)
+        assert limit == 7
+        assert {"statement_timeout=45s", "temp_file_limit=512MB"} <= set(config)
+        # the cluster's maintenance database lets PUBLIC connect: named, with the fix
+        assert "database 'postgres'" in done.stderr and "pg_hba.conf" in done.stderr
+    finally:
+        with connect(url, autocommit=True) as admin:
+            set_analyst_password(admin, None)
+            admin.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(role, before_limit))
+            for setting in before_config:
+                name, _, value = setting.partition("=")
+                admin.execute(
+                    sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                        role, sql.Identifier(name), sql.Literal(value)
+                    )
+                )
