@@ -16,7 +16,7 @@ from pathlib import Path
 from enms_dagster.settings import Settings
 
 
-def _register_plant(database_url: str, settings: Settings) -> None:
+def _register_plant(database_url: str, settings: Settings, out=None) -> None:
     """Add the plant file's sites and machines the registry lacks, so the ingestor of a fresh
     warehouse lands their telemetry instead of quarantining it as unknown_machine. Registered
     rows stay as they are (a plant registered from another file keeps its sample intervals);
@@ -29,7 +29,11 @@ def _register_plant(database_url: str, settings: Settings) -> None:
     with connect(database_url, autocommit=True) as conn:
         added = add_missing_plant(conn, plant)
     new = ", ".join(f"{n} {table}" for table, n in added.items() if n) or "nothing new"
-    print(f"plant {settings.plant_file}: {len(plant.machines)} machines; added {new}", flush=True)
+    print(
+        f"plant {settings.plant_file}: {len(plant.machines)} machines; added {new}",
+        file=out or sys.stdout,
+        flush=True,
+    )
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -91,7 +95,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     with running_services(settings) as services:
         migrate(services.database_url)
-        _register_plant(services.database_url, settings)
+        # on stderr: stdout's first line is "ingesting ...", which supervisors and tests wait for
+        _register_plant(services.database_url, settings, out=sys.stderr)
         run_ingestor(
             services.database_url,
             services.mqtt_url,
