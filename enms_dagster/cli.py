@@ -16,15 +16,37 @@ from pathlib import Path
 from enms_dagster.settings import Settings
 
 
+def _register_plant(database_url: str, settings: Settings, out=None) -> None:
+    """Add the plant file's sites and machines the registry lacks, so the ingestor of a fresh
+    warehouse lands their telemetry instead of quarantining it as unknown_machine. Registered
+    rows stay as they are (a plant registered from another file keeps its sample intervals);
+    the plant_registry asset makes the registry follow the file."""
+    from enms_dagster.plant import load_plant
+    from enms_dagster.plant.store import add_missing_plant
+    from enms_dagster.warehouse import connect
+
+    plant = load_plant(settings.plant_file)
+    with connect(database_url, autocommit=True) as conn:
+        added = add_missing_plant(conn, plant)
+    new = ", ".join(f"{n} {table}" for table, n in added.items() if n) or "nothing new"
+    print(
+        f"plant {settings.plant_file}: {len(plant.machines)} machines; added {new}",
+        file=out or sys.stdout,
+        flush=True,
+    )
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from enms_dagster.services import running_services
     from enms_dagster.warehouse import applied_versions, migrate
 
-    with running_services(Settings.from_env()) as services:
+    settings = Settings.from_env()
+    with running_services(settings) as services:
         applied = migrate(services.database_url)
         for m in applied:
             print(f"applied {m.version:04d}_{m.name}")
         print(f"schema at version {max(applied_versions(services.database_url), default=0)}")
+        _register_plant(services.database_url, settings)
     return 0
 
 
@@ -76,6 +98,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     with running_services(settings) as services:
         migrate(services.database_url)
+        # on stderr: stdout's first line is "ingesting ...", which supervisors and tests wait for
+        _register_plant(services.database_url, settings, out=sys.stderr)
         return run_ingestor(
             services.database_url,
             services.mqtt_url,
@@ -213,7 +237,12 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyst_password(args: argparse.Namespace) -> int:
-    from enms_dagster.marts_docs import ANALYST_ROLE, set_analyst_password
+    from enms_dagster.marts_docs import (
+        ANALYST_ROLE,
+        analyst_access_gaps,
+        set_analyst_limits,
+        set_analyst_password,
+    )
     from enms_dagster.warehouse import connect
 
     password = None
@@ -233,15 +262,27 @@ def _cmd_analyst_password(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    settings = Settings.from_env()
     with (
-        _migrated_warehouse(Settings.from_env()) as database_url,
+        _migrated_warehouse(settings) as database_url,
         connect(database_url, autocommit=True) as conn,
     ):
+        if password is not None:
+            set_analyst_limits(conn, settings.analyst_limits)
         set_analyst_password(conn, password)
+        gaps = analyst_access_gaps(conn)
     if password is None:
         print(f"{ANALYST_ROLE} can no longer log in")
-    else:
-        print(f"{ANALYST_ROLE} can log in with the configured password (read-only, marts only)")
+        return 0
+    limits = settings.analyst_limits
+    print(
+        f"{ANALYST_ROLE} can log in with the configured password (read-only, marts only); "
+        f"per session: statement_timeout {limits.statement_timeout}, "
+        f"idle_in_transaction_session_timeout {limits.idle_in_transaction_session_timeout}, "
+        f"temp_file_limit {limits.temp_file_limit}; at most {limits.connection_limit} sessions"
+    )
+    for gap in gaps:
+        print(f"warning: {ANALYST_ROLE} reaches beyond its marts: {gap}", file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from enms_dagster.settings import REPO_DIR
+from enms_dagster.settings import REPO_DIR, AnalystLimits
 
 MARTS_DOC = REPO_DIR / "docs" / "marts.md"
 ANALYST_ROLE = "enms_analyst"
@@ -42,6 +42,28 @@ python3 dev.py enms db analyst-password --disable                            # N
 ```
 
 The password is hashed (SCRAM-SHA-256) before it is sent to the server.
+
+**What the role cannot do, even in a session that switches `default_transaction_read_only`
+off:** write or create anything (no write privilege anywhere, no CREATE on any schema, no
+TEMPORARY on the database, no large objects), take an advisory lock (so it can never hold the
+lock `enms db migrate` and `enms ingest` wait for), or connect to a database that does not grant
+it CONNECT (each EnMS database grants it; the compose stack's `deploy/postgres/pg_hba.conf`
+refuses it on every other database of the server, and `enms db analyst-password` warns about
+each one it could still reach).
+
+**What a session may cost**, set on the role by `enms db analyst-password` from the environment:
+
+| variable | default | holds regardless? |
+|---|---|---|
+| `ENMS_ANALYST_CONNECTION_LIMIT` | 10 sessions | yes (role connection limit) |
+| `ENMS_ANALYST_TEMP_FILE_LIMIT` | 1GB per session | yes (only a superuser may change it) |
+| `ENMS_ANALYST_STATEMENT_TIMEOUT` | 60s | no: a session may `SET statement_timeout` |
+| `ENMS_ANALYST_IDLE_TIMEOUT` | 5min idle in a transaction | no: a session may change it |
+
+The timeouts are defaults that protect against forgotten queries and BI tools, not against a
+determined user; so is memory (`work_mem` is a user setting). A migration that needs a table an
+analyst query holds waits `ENMS_MIGRATION_LOCK_WAIT_S` (60 s) and then stops with the session's
+pid, user and application; `SELECT pg_terminate_backend(pid)` ends it.
 
 **KPI definitions** are in the column comments of `marts.fct_kpi_daily` below: peak demand,
 load factor, base load, out-of-hours energy, time-of-use cost and the demand charge share.
@@ -104,3 +126,55 @@ def set_analyst_password(conn: psycopg.Connection, password: str | None) -> None
     conn.execute(
         sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(role, sql.Literal(hashed.decode()))
     )
+
+
+def set_analyst_limits(conn: psycopg.Connection, limits: AnalystLimits) -> None:
+    """Set what every ``enms_analyst`` session may cost (role-wide, so on every database of the
+    cluster). The server checks each value; ``temp_file_limit`` needs a superuser to set."""
+    role = sql.Identifier(ANALYST_ROLE)
+    for name in ("statement_timeout", "idle_in_transaction_session_timeout", "temp_file_limit"):
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                role, sql.Identifier(name), sql.Literal(getattr(limits, name))
+            )
+        )
+    conn.execute(
+        sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+            role, sql.Literal(limits.connection_limit)
+        )
+    )
+
+
+def analyst_access_gaps(conn: psycopg.Connection) -> list[str]:
+    """What ``enms_analyst`` can still reach beyond this database's marts, one sentence each with
+    the fix: other databases of the cluster it may connect to (PUBLIC has CONNECT on a new
+    database), and the catalog functions migration 0017 could not take away (not a superuser)."""
+    gaps = [
+        f"it may connect to database {name!r} (CONNECT for PUBLIC there): allow it only this "
+        f"database in pg_hba.conf (deploy/postgres/pg_hba.conf), or run "
+        f"REVOKE CONNECT ON DATABASE {sql.Identifier(name).as_string(conn)} FROM PUBLIC there "
+        "and GRANT CONNECT to the roles that use it"
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datallowconn AND datname <> current_database() "
+            "AND has_database_privilege(%s, datname, 'CONNECT') ORDER BY datname",
+            (ANALYST_ROLE,),
+        )
+    ]
+    gaps += [
+        f"it may call {function} (a superuser must run "
+        f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC in this database)"
+        for (function,) in conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p "
+            "WHERE p.pronamespace = 'pg_catalog'::regnamespace "
+            "AND (p.proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' "
+            "OR p.proname IN ('lo_creat', 'lo_create', 'lo_from_bytea')) "
+            "AND has_function_privilege(%s, p.oid, 'EXECUTE') ORDER BY 1",
+            (ANALYST_ROLE,),
+        )
+    ]
+    for privilege in ("CREATE", "TEMPORARY"):
+        if conn.execute(
+            "SELECT has_database_privilege(%s, current_database(), %s)", (ANALYST_ROLE, privilege)
+        ).fetchone()[0]:
+            gaps.append(f"it has {privilege} on this database (run `enms db migrate`)")
+    return gaps

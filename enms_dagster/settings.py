@@ -14,6 +14,14 @@ Every setting comes from an environment variable, read when a command starts (ne
   quarantined as ``future_timestamp``; default 300 (device clock skew).
 - ``ENMS_ANALYST_PASSWORD``: read by ``enms db analyst-password`` to let the read-only
   ``enms_analyst`` role log in (BI tools); unset → the role cannot log in.
+- ``ENMS_ANALYST_STATEMENT_TIMEOUT`` (default ``60s``), ``ENMS_ANALYST_IDLE_TIMEOUT`` (an open
+  transaction left idle, default ``5min``), ``ENMS_ANALYST_TEMP_FILE_LIMIT`` (temporary files of
+  one session, default ``1GB``), ``ENMS_ANALYST_CONNECTION_LIMIT`` (default ``10``): limits of
+  every ``enms_analyst`` session, set on the role by ``enms db analyst-password``. The role cannot
+  raise the temp-file or connection limit; it can change its own timeouts (docs/marts.md).
+- ``ENMS_MIGRATION_LOCK_WAIT_S``: how long ``enms db migrate`` (and every command that migrates
+  first) waits for another migration, and each migration for a table a session holds; default
+  ``60``. Past it the command stops and names the session in the way.
 """
 
 from __future__ import annotations
@@ -57,6 +65,17 @@ class MqttAddress:
 
 
 @dataclass(frozen=True)
+class AnalystLimits:
+    """What one ``enms_analyst`` session may cost. The values are PostgreSQL settings as written
+    in ``ALTER ROLE ... SET`` (units allowed); the server checks them."""
+
+    statement_timeout: str = "60s"
+    idle_in_transaction_session_timeout: str = "5min"
+    temp_file_limit: str = "1GB"
+    connection_limit: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved configuration of one process; ``None`` URLs mean "start the embedded one"."""
 
@@ -66,17 +85,33 @@ class Settings:
     plant_file: Path
     readings_max_age_days: int = 400
     readings_max_ahead_s: int = 300
+    analyst_limits: AnalystLimits = AnalystLimits()
+    migration_lock_wait_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        default = AnalystLimits()
         return cls(
             database_url=env.get("ENMS_DATABASE_URL") or None,
             mqtt_url=env.get("ENMS_MQTT_URL") or None,
             state_dir=Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve(),
             plant_file=Path(env.get("ENMS_PLANT_FILE") or DEFAULT_PLANT_FILE).resolve(),
-            readings_max_age_days=_positive_int(env, "ENMS_READINGS_MAX_AGE_DAYS", 400),
-            readings_max_ahead_s=_positive_int(env, "ENMS_READINGS_MAX_AHEAD_S", 300),
+            readings_max_age_days=_number(
+                env, "ENMS_READINGS_MAX_AGE_DAYS", 400, int, positive=True
+            ),
+            readings_max_ahead_s=_number(env, "ENMS_READINGS_MAX_AHEAD_S", 300, int, positive=True),
+            analyst_limits=AnalystLimits(
+                statement_timeout=env.get("ENMS_ANALYST_STATEMENT_TIMEOUT")
+                or default.statement_timeout,
+                idle_in_transaction_session_timeout=env.get("ENMS_ANALYST_IDLE_TIMEOUT")
+                or default.idle_in_transaction_session_timeout,
+                temp_file_limit=env.get("ENMS_ANALYST_TEMP_FILE_LIMIT") or default.temp_file_limit,
+                connection_limit=_number(
+                    env, "ENMS_ANALYST_CONNECTION_LIMIT", default.connection_limit, int
+                ),
+            ),
+            migration_lock_wait_s=_number(env, "ENMS_MIGRATION_LOCK_WAIT_S", 60.0, float),
         )
 
     def readings_window(self, since: dt.datetime | None = None):
@@ -91,14 +126,17 @@ class Settings:
         )
 
 
-def _positive_int(env, name: str, default: int) -> int:
+def _number(env, name: str, default, kind, *, positive: bool = False):
+    """The variable ``name`` as a finite ``kind`` (0 or more, above 0 if ``positive``)."""
     text = env.get(name)
     if not text:
         return default
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
-    if value <= 0:
+        raise ValueError(f"{name}={text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name}={text!r} must be a finite number, 0 or more")
+    if positive and value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
-from enms_dagster.settings import REPO_DIR
+from enms_dagster.settings import REPO_DIR, Settings
 
 MIGRATIONS_DIR = REPO_DIR / "sql" / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -63,24 +65,32 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply the migrations not yet applied; return those applied by this call."""
+def migrate(
+    database_url: str, directory: Path = MIGRATIONS_DIR, *, lock_wait_s: float | None = None
+) -> list[Migration]:
+    """Apply the migrations not yet applied; return those applied by this call.
+
+    Waits up to ``lock_wait_s`` (default ``ENMS_MIGRATION_LOCK_WAIT_S``) for a concurrent runner,
+    and each migration as long for the tables it alters; past that it raises MigrationError
+    naming the session in the way instead of hanging behind it."""
+    if lock_wait_s is None:
+        lock_wait_s = Settings.from_env().migration_lock_wait_s
     migrations = discover_migrations(directory)
     applied_now = []
     with connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS public.enms_schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                checksum   text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """
-        )
         # Serialize concurrent runners (several services may start at once).
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        _take_migration_lock(conn, lock_wait_s)
         try:
+            conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS public.enms_schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    checksum   text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            )
             done = {
                 version: checksum
                 for version, checksum in conn.execute(
@@ -95,17 +105,91 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                             "add a new migration instead of editing an applied one"
                         )
                     continue
-                with conn.transaction():
-                    conn.execute(migration.path.read_text())
-                    conn.execute(
-                        "INSERT INTO public.enms_schema_migrations (version, name, checksum) "
-                        "VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
+                _apply(conn, migration, lock_wait_s)
                 applied_now.append(migration)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+            _release_migration_lock(conn)
     return applied_now
+
+
+def _apply(conn: psycopg.Connection, migration: Migration, lock_wait_s: float) -> None:
+    """One migration in one transaction. Its table locks wait at most ``lock_wait_s``: a long
+    query on a mart (an analyst's, say) fails the migration with a name instead of stalling it,
+    and everything queued behind the migration's lock with it."""
+    try:
+        with conn.transaction():
+            timeout = f"{max(1, int(lock_wait_s * 1000))}ms"  # 0 would mean "wait forever"
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+            conn.execute(migration.path.read_text())
+            conn.execute(
+                "INSERT INTO public.enms_schema_migrations (version, name, checksum) "
+                "VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+    except psycopg.errors.LockNotAvailable:
+        raise MigrationError(
+            f"migration {migration.path.name} waited {lock_wait_s:g} s for a table lock and "
+            f"gave up; sessions holding table locks in this database: "
+            f"{_describe_sessions(conn, _TABLE_LOCK_HOLDERS) or 'none any more'}. Let them "
+            "finish or end them (SELECT pg_terminate_backend(pid)), then migrate again "
+            "(ENMS_MIGRATION_LOCK_WAIT_S sets the wait)"
+        ) from None
+
+
+def _take_migration_lock(conn: psycopg.Connection, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,)).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            holders = _describe_sessions(conn, _MIGRATION_LOCK_HOLDERS, (_MIGRATION_LOCK_KEY,))
+            raise MigrationError(
+                f"waited {wait_s:g} s for the migration lock (advisory lock "
+                f"{_MIGRATION_LOCK_KEY}); it is held by {holders or 'a session that just left'}. "
+                "Another `enms db migrate` may still be running; otherwise end the holder "
+                "(SELECT pg_terminate_backend(pid)) and try again "
+                "(ENMS_MIGRATION_LOCK_WAIT_S sets the wait)"
+            )
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def _release_migration_lock(conn: psycopg.Connection) -> None:
+    """A session's advisory lock ends with the session, so where the connection is broken or
+    busy (the error being raised came from there) closing it releases the lock without a
+    second error on top of the first."""
+    if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+            return
+        except psycopg.Error:
+            pass
+    conn.close()
+
+
+_SESSION_COLUMNS = (
+    "a.pid, a.usename, a.application_name, a.client_addr, a.backend_start, a.state, "
+    "left(a.query, 200)"
+)
+# a bigint advisory key sits in pg_locks as classid (high 32 bits), objid (low), objsubid 1
+_MIGRATION_LOCK_HOLDERS = (
+    f"SELECT DISTINCT {_SESSION_COLUMNS} FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND (l.classid::bigint << 32) + l.objid::bigint = %s"
+)
+_TABLE_LOCK_HOLDERS = (
+    f"SELECT DISTINCT {_SESSION_COLUMNS} FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+    "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.relation >= 16384"  # user tables, not the catalog
+)
+
+
+def _describe_sessions(conn: psycopg.Connection, query: str, params: tuple = ()) -> str:
+    """Who the sessions are, in words an operator can act on."""
+    return "; ".join(
+        f"pid {pid} (user {user}, application {app or '-'}, from {addr or 'local socket'}, "
+        f"connected {started:%Y-%m-%d %H:%M:%S %Z}, {state}: {query!r})"
+        for pid, user, app, addr, started, state, query in conn.execute(query, params)
+    )
 
 
 def applied_versions(database_url: str) -> list[int]:

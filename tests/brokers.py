@@ -1,5 +1,6 @@
-"""A Mosquitto of the test's own, with persistence on and the queue limits the project ships,
-which a test may stop and start again."""
+"""A Mosquitto of the test's own, with the persistence and queue settings the project ships
+(read from deploy/mosquitto/mosquitto.conf, so they cannot drift), which a test may stop, kill
+and start again."""
 
 from __future__ import annotations
 
@@ -12,20 +13,38 @@ from pathlib import Path
 
 import pytest
 
+from enms_dagster.settings import REPO_DIR
 from tests.conftest import local_server_missing
+
+SHIPPED_CONFIG = REPO_DIR / "deploy" / "mosquitto" / "mosquitto.conf"
+# What a test broker takes from the shipped file: how it persists and queues. Listener,
+# authentication, paths and logging are the test's own.
+_SHIPPED_KEYS = (
+    "persistence",
+    "autosave_interval",
+    "autosave_on_changes",
+    "persistent_client_expiration",
+    "max_queued_messages",
+    "max_queued_bytes",
+    "max_inflight_messages",
+)
 
 CONFIG = """\
 listener {port} 127.0.0.1
 allow_anonymous true
-persistence true
 persistence_location {data}/
-autosave_interval 1
-max_queued_messages 1000000
-max_queued_bytes 0
-max_inflight_messages 1000
-persistent_client_expiration 1h
 log_dest file {data}/mosquitto.log
 """
+
+
+def persistence_settings(path: Path = SHIPPED_CONFIG) -> dict[str, str]:
+    """The persistence and queue settings of the shipped broker config."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key in _SHIPPED_KEYS:
+            settings[key] = value.strip()
+    return settings
 
 
 def free_port() -> int:
@@ -45,6 +64,7 @@ class Mosquitto:
         self.data.mkdir(parents=True, exist_ok=True)
         self.config = directory / "mosquitto.conf"
         config = CONFIG.format(port=self.port, data=directory)
+        config += "".join(f"{k} {v}\n" for k, v in persistence_settings().items())
         if os.geteuid() == 0:
             config += "user root\n"  # as root it would drop to 'mosquitto', locked out of tmp
         self.config.write_text(config)
@@ -66,6 +86,13 @@ class Mosquitto:
                     break
                 time.sleep(0.1)
         pytest.fail(f"mosquitto did not start: {(self.data / 'mosquitto.log').read_text()}")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, so nothing is written that was not written already."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(15)
+        self.proc = None
 
     def stop(self) -> None:
         """A clean stop: Mosquitto writes its persistence file on SIGTERM."""
