@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +112,12 @@ def _services(kind: str, state_dir: Path) -> Iterator[TestServices]:
                 _unavailable(f"MQTT broker at {LOCAL_MQTT_URL}", exc)
             admin_dsn, mqtt_url = LOCAL_PG_DSN, LOCAL_MQTT_URL
         else:
-            admin_dsn, server = start_embedded_postgres(state_dir)
+            # The embedded server runs as another user, which must reach its data folder. Not
+            # under pytest's basetemp: every pytest that starts on this machine resets
+            # /tmp/pytest-of-<user> to mode 0700, cutting a running server off from its files.
+            pg_dir = Path(tempfile.mkdtemp(prefix="enms-test-embedded-"))
+            stack.callback(shutil.rmtree, pg_dir, ignore_errors=True)
+            admin_dsn, server = start_embedded_postgres(pg_dir)
             stack.callback(server.cleanup)
             mqtt_url = stack.enter_context(embedded_broker(state_dir))
         database_url = _conninfo_to_url(stack.enter_context(_fresh_database(admin_dsn)))

@@ -96,7 +96,7 @@ def reproduce_and_close(url: str, tmp_path) -> None:
             assert analyst.execute("SELECT pg_try_advisory_lock(5005001)").fetchone() == (True,)
             assert analyst.execute("SELECT lo_create(0)").fetchone()[0] > 0
         applied = [m.name for m in migrate(url)]  # the analyst's session has ended
-        assert applied[-1] == "analyst_limits"
+        assert applied[0] == "analyst_limits"  # then any later migration
         with as_analyst(url) as analyst:
             analyst.execute("SET default_transaction_read_only = off")
             with pytest.raises(errors.InsufficientPrivilege):
