@@ -12,6 +12,8 @@ import pytest
 
 from enms_dagster.warehouse import connect
 
+pytestmark = pytest.mark.integration  # every test reads the history in PostgreSQL
+
 FIRST, LAST = dt.date(2026, 3, 29), dt.date(2026, 4, 4)  # a week with the clock change, Good Friday
 NEXT = LAST + dt.timedelta(days=1)  # the day after the history: no actuals, a live forecast
 SCOPES = {"CMP-01", "HVAC-01", "CNV-01", "HYD-01", "IMM-01", "plant-a"}
