@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 RESOLUTIONS = ("daily", "hourly")
 MIN_CANDIDATES = 3
@@ -274,6 +273,8 @@ class FitStatistics:
 
 def ols_statistics(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> FitStatistics:
     """OLS with an intercept in the first column of ``x``: the ASHRAE 14 / DOE SEP figures."""
+    from scipy import stats
+
     n, p = x.shape
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)
     fitted = x @ beta
@@ -732,6 +733,8 @@ def savings_uncertainty(
     """ASHRAE Guideline 14 (Annex B): U = t · 1.26 · CV · Ē · m · sqrt((n/n')(1 + 2/n')/m), with
     n' = n(1 − ρ)/(1 + ρ) the effective sample size under lag-1 autocorrelation ρ of the
     baseline residuals; Ē · CV is the RMSE, so U = t · 1.26 · RMSE · sqrt(m (n/n')(1 + 2/n'))."""
+    from scipy import stats
+
     if m <= 0:
         return SavingsUncertainty(confidence, 0.0)
     n, p = statistics.n, statistics.p

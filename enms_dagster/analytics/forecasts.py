@@ -48,7 +48,6 @@ from multiprocessing.context import BaseContext
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 REFERENCE_MODEL = "seasonal_naive"
@@ -247,6 +246,8 @@ def _gbm(inputs: _Inputs, settings: ForecastSettings) -> _Prediction:
     span_days = (inputs.origin - train["hour_start"].min()).days
     holdout_start = inputs.origin - pd.Timedelta(days=min(GBM_HOLDOUT_DAYS, span_days // 4))
     early = (train["hour_start"] < holdout_start).to_numpy()
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     def fit(rows: pd.DataFrame) -> HistGradientBoostingRegressor:
         model = HistGradientBoostingRegressor(

@@ -24,7 +24,7 @@ from enms_dagster.anomaly_store import (
     store_anomalies,
     update_signal_noise,
 )
-from enms_dagster.charts import figure_markdown, markdown_table, plt
+from enms_dagster.charts import figure_markdown, markdown_table, subplots
 from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import PlantResource, WarehouseResource
 
@@ -209,9 +209,7 @@ def anomaly_heatmap_markdown(
         .sort_index()
     )
     matrix = hours.to_numpy(dtype=float)
-    fig, ax = plt.subplots(
-        figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80
-    )
+    fig, ax = subplots(figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80)
     image = ax.imshow(matrix, aspect="auto", cmap="Reds", vmin=0, vmax=max(matrix.max(), 1))
     ax.set_yticks(np.arange(len(hours)), hours.index, fontsize=7)
     step = max(1, len(columns) // 16)
