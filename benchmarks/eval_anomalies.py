@@ -4,7 +4,7 @@ The reference plant (20 machines, sampled once a minute: benchmarks/history.py):
 baseline period, then ``--days`` days with faults at ``--fault-rate`` per machine and week. The
 baselines are fitted on the baseline period, the ``anomalies`` asset is materialized over the
 evaluation window in one run, and its events are scored against the simulator's fault labels
-at the event level (../shared/DOMAIN.md): precision, recall and median detection delay per
+at the event level: precision, recall and median detection delay per
 fault kind, the events that overlap no fault per machine-week, and false alarms per
 machine-week on machines without a fault (``--fault-free`` keeps some machines so).
 

@@ -13,7 +13,7 @@ it; a real weather forecast could replace persistence in ``_prepare``).
 Models (``MODELS``), each with a central ``interval`` prediction interval (80 % by default):
 
 - ``seasonal_naive``: the same local hour a week earlier; the reference every other model must
-  beat (../shared/DOMAIN.md). Interval: quantiles of its own errors in the training window, in
+  beat. Interval: quantiles of its own errors in the training window, in
   and out of shift.
 - ``prophet``: Prophet on local wall time with the shift and working day, heating and cooling
   degree-hours as regressors, a daily profile per working / non-working day and a weekly one.
