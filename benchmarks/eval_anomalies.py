@@ -4,7 +4,7 @@ The reference plant (20 machines, sampled once a minute: benchmarks/history.py):
 baseline period, then ``--days`` days with faults at ``--fault-rate`` per machine and week. The
 baselines are fitted on the baseline period, the ``anomalies`` asset is materialized over the
 evaluation window in one run, and its events are scored against the simulator's fault labels
-at the event level (../shared/DOMAIN.md): precision, recall and median detection delay per
+at the event level: precision, recall and median detection delay per
 fault kind, the events that overlap no fault per machine-week, and false alarms per
 machine-week on machines without a fault (``--fault-free`` keeps some machines so).
 
@@ -32,9 +32,9 @@ from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_da
 
 from enms_dagster.analytics.evaluation import evaluate
 from enms_dagster.anomaly_store import evaluation_report, read_events, read_fault_labels
-from enms_dagster.assets.anomalies import anomalies
+from enms_dagster.assets.anomalies import build_anomalies
 from enms_dagster.baselines import fit_and_register
-from enms_dagster.partitions import PLANT_TIMEZONE
+from enms_dagster.partitions import daily_partitions, plant_timezone
 from enms_dagster.plant import Plant
 from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.settings import DEFAULT_PLANT_FILE
@@ -137,7 +137,8 @@ def main() -> None:
     args = parser.parse_args()
 
     plant = sampled_reference_plant(args.interval)
-    zone = ZoneInfo(PLANT_TIMEZONE)
+    zone = ZoneInfo(plant_timezone())
+    anomalies = build_anomalies(daily_partitions(zone.key))
     eval_start = FIRST_DAY + dt.timedelta(days=args.baseline_days)
     eval_end = eval_start + dt.timedelta(days=args.days)
     kept = fault_free_machines(plant, args.fault_free)

@@ -21,8 +21,12 @@ import dagster as dg
 import pandas as pd
 from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_database
 
-from enms_dagster.assets.forecasts import forecast_accuracy, forecast_champions, load_forecasts
-from enms_dagster.partitions import PLANT_TIMEZONE
+from enms_dagster.assets.forecasts import (
+    build_load_forecasts,
+    forecast_accuracy,
+    forecast_champions,
+)
+from enms_dagster.partitions import daily_partitions, plant_timezone
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.warehouse import connect
 
@@ -36,7 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     plant = sampled_reference_plant(args.interval)
-    zone = ZoneInfo(PLANT_TIMEZONE)
+    zone = ZoneInfo(plant_timezone())
+    load_forecasts = build_load_forecasts(daily_partitions(zone.key))
     with scratch_database() as url, tempfile.TemporaryDirectory() as home:
         _, end, summary = land_history(url, plant, args.days, args.seed)
         print(summary)

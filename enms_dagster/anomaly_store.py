@@ -40,6 +40,7 @@ from enms_dagster.analytics.events import (
     group_runs,
     reconcile_events,
 )
+from enms_dagster.baselines import expected_energy
 from enms_dagster.plant import Plant
 from enms_dagster.settings import REPO_DIR
 
@@ -102,10 +103,6 @@ def read_residuals(
     """Actual and baseline-expected kWh per machine and hour from the active baseline model, and
     a note for the asset's metadata. ``None`` while there is no baseline: the residual detectors
     are then skipped and the note says why."""
-    try:
-        from enms_dagster.baselines import expected_energy
-    except ImportError as exc:
-        return None, f"residual detectors skipped: no baseline module yet ({exc})"
     try:
         expected = expected_energy(conn, start, end, resolution="hourly")
     except psycopg.errors.UndefinedTable as exc:

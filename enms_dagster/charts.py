@@ -1,19 +1,25 @@
 """Small PNG charts for asset metadata, as Markdown with a base64 ``data:`` image (the Dagster UI
-renders it). Kept small: a few kilobytes each."""
+renders it). Kept small: a few kilobytes each. Figures are drawn with matplotlib's object API
+(no pyplot, no backend switch), imported when a chart is drawn rather than when the code
+location loads."""
 
 from __future__ import annotations
 
 import base64
 import io
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def subplots(*grid: int, figsize: tuple[float, float], dpi: int = 80, **kwargs):
+    """A new figure and its axes (like ``pyplot.subplots``), not registered with pyplot, so
+    nothing needs closing and no GUI backend is involved."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def bar_chart_markdown(labels: list[str], values: list[float], title: str, unit: str) -> str:
-    fig, ax = plt.subplots(figsize=(6, 0.25 * len(labels) + 1.0), dpi=80)
+    fig, ax = subplots(figsize=(6, 0.25 * len(labels) + 1.0), dpi=80)
     ax.barh(labels[::-1], values[::-1], color="#3b7dd8")
     ax.set_xlabel(unit)
     ax.set_title(title, fontsize=10)
@@ -31,13 +37,10 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def figure_markdown(fig, title: str) -> str:
-    """The figure as a Markdown image with a base64 PNG ``data:`` URL; closes the figure."""
-    try:
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
+    """The figure as a Markdown image with a base64 PNG ``data:`` URL."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     encoded = base64.b64encode(buf.getvalue()).decode()
     return f"![{title}](data:image/png;base64,{encoded})"
 
@@ -46,7 +49,7 @@ def actual_vs_expected_markdown(
     x: list, actual: list[float], expected: list[float], title: str
 ) -> str:
     """Two panels: actual and model-expected energy over time, and the residuals below."""
-    fig, (top, bottom) = plt.subplots(
+    fig, (top, bottom) = subplots(
         2, 1, figsize=(7, 3.6), dpi=80, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
     )
     top.plot(x, actual, color="#3b7dd8", lw=1.2, label="actual")
@@ -66,7 +69,7 @@ def actual_vs_expected_markdown(
 
 def cusum_markdown(x: list, cusum: list[float], band: list[float], title: str) -> str:
     """CUSUM of savings with its uncertainty band (± band)."""
-    fig, ax = plt.subplots(figsize=(7, 2.6), dpi=80)
+    fig, ax = subplots(figsize=(7, 2.6), dpi=80)
     low = [c - u for c, u in zip(cusum, band, strict=True)]
     high = [c + u for c, u in zip(cusum, band, strict=True)]
     ax.fill_between(x, low, high, color="#3b7dd8", alpha=0.2, label="68 % uncertainty")
@@ -91,7 +94,7 @@ def forecast_markdown(
 ) -> str:
     """Forecast with its prediction interval as a band, and the actuals where they have landed
     (``None`` where not yet)."""
-    fig, ax = plt.subplots(figsize=(7, 2.8), dpi=80)
+    fig, ax = subplots(figsize=(7, 2.8), dpi=80)
     ax.fill_between(x, lower, upper, color="#e07b39", alpha=0.2, step="mid", label=interval_label)
     ax.plot(x, forecast, color="#e07b39", lw=1.1, ls="--", label="forecast")
     ax.plot(

@@ -21,11 +21,10 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from enms_dagster.assets.plant import plant_registry
-from enms_dagster.definitions import defs
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.sensors.raw_readings import raw_readings_sensor
 from enms_dagster.services import Services, running_services
 from enms_dagster.settings import Settings
 from enms_dagster.simulator.backfill import backfill_direct, print_bar
@@ -137,7 +136,7 @@ def report_raw_readings(instance: dg.DagsterInstance, resources: dict, cursor: i
     with dg.build_sensor_context(
         instance=instance, cursor=str(cursor), resources=resources
     ) as context:
-        result = raw_readings_sensor(context)
+        result = load_definitions().get_sensor_def("raw_readings_sensor")(context)
     if isinstance(result, dg.SensorResult):
         for event in result.asset_events:
             instance.report_runless_asset_event(event)
@@ -159,6 +158,7 @@ def materialize(
             "dagster/asset_partition_range_end": days[1].isoformat(),
         }
     # the project's assets and checks with this demo's resources (servers, demo plant file)
+    defs = load_definitions()
     demo_defs = dg.Definitions(
         assets=defs.assets, asset_checks=defs.asset_checks, resources=resources
     )

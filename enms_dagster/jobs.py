@@ -5,8 +5,6 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from enms_dagster.partitions import PLANT_TIMEZONE
-
 energy_job = dg.define_asset_job(
     "energy_job",
     selection=dg.AssetSelection.assets(
@@ -46,30 +44,6 @@ hourly_job = dg.define_asset_job(
 )
 
 
-def _local_day_of_last_hour(context: dg.ScheduleEvaluationContext) -> str:
-    """The partition (local day) holding the hour that just ended."""
-    when = context.scheduled_execution_time.astimezone(ZoneInfo(PLANT_TIMEZONE))
-    return (when - dt.timedelta(hours=1)).date().isoformat()
-
-
-@dg.schedule(
-    job=hourly_job,
-    cron_schedule="5 * * * *",
-    execution_timezone=PLANT_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "Five minutes past each hour: recomputes the local day holding the hour that just ended "
-        "(at 00:05, yesterday) and runs anomaly detection on it, so alerts follow within the "
-        "hour. Running by default: the runs are idempotent and alerting depends on them."
-    ),
-)
-def hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    day = _local_day_of_last_hour(context)
-    return dg.RunRequest(
-        partition_key=day, run_key=f"hourly-{context.scheduled_execution_time:%Y%m%dT%H%M}"
-    )
-
-
 daily_job = dg.define_asset_job(
     "daily_job",
     selection=dg.AssetSelection.assets(
@@ -82,23 +56,6 @@ daily_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=daily_job,
-    cron_schedule="15 1 * * *",
-    execution_timezone=PLANT_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "At 01:15 plant time, after late readings had an hour to arrive: yesterday's KPIs, the "
-        "performance against the baselines and the energy report. Running by default: it only "
-        "recomputes marts from what is landed."
-    ),
-)
-def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    when = context.scheduled_execution_time.astimezone(ZoneInfo(PLANT_TIMEZONE))
-    day = (when.date() - dt.timedelta(days=1)).isoformat()
-    return dg.RunRequest(partition_key=day, run_key=f"daily-{day}")
-
-
 forecast_job = dg.define_asset_job(
     "forecast_job",
     selection=dg.AssetSelection.assets("load_forecasts", "forecast_accuracy", "forecast_champions"),
@@ -109,33 +66,10 @@ forecast_job = dg.define_asset_job(
     ),
 )
 
-daily_forecast_schedule = dg.build_schedule_from_partitioned_job(
-    forecast_job,
-    name="daily_forecast_schedule",
-    hour_of_day=0,
-    minute_of_hour=30,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "At 00:30 plant time forecasts the day that has just started from the hours before its "
-        "midnight, scores yesterday's forecasts and re-chooses the champions. Running by "
-        "default: it only writes forecasts and scores, idempotently per day."
-    ),
-)
-
 retention_job = dg.define_asset_job(
     "retention_job",
     selection=dg.AssetSelection.assets("raw_retention_log"),
     description="Drops raw readings past their age where hourly energy is computed and checked.",
-)
-
-daily_retention_schedule = dg.ScheduleDefinition(
-    job=retention_job,
-    cron_schedule="30 3 * * *",
-    execution_timezone=PLANT_TIMEZONE,
-    description=(
-        "Drops expired raw days at 03:30 plant time. Stopped by default: dropping data is a "
-        "decision for whoever runs the plant; start it once the retention age is set."
-    ),
 )
 
 baseline_job = dg.define_asset_job(
@@ -147,16 +81,91 @@ baseline_job = dg.define_asset_job(
     ),
 )
 
-weekly_baseline_schedule = dg.ScheduleDefinition(
-    name="weekly_baseline_schedule",
-    job=baseline_job,
-    cron_schedule="0 4 * * 1",
-    execution_timezone=PLANT_TIMEZONE,
-    run_config=dg.RunConfig(ops={"energy_baselines": {"config": {"reason": "weekly re-fit"}}}),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "Re-fits every baseline on Monday at 04:00 plant time, after the week's hourly energy "
-        "is in. Running by default: a re-fit only adds versions; the active model changes only "
-        "to a valid one, and the old versions stay in marts.baseline_models."
-    ),
-)
+
+def _local_day_of_last_hour(context: dg.ScheduleEvaluationContext, timezone: str) -> str:
+    """The partition (local day) holding the hour that just ended."""
+    when = context.scheduled_execution_time.astimezone(ZoneInfo(timezone))
+    return (when - dt.timedelta(hours=1)).date().isoformat()
+
+
+def build_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
+    """The schedules, on the plant's clock (``timezone``, an IANA zone)."""
+
+    @dg.schedule(
+        job=hourly_job,
+        cron_schedule="5 * * * *",
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Five minutes past each hour: recomputes the local day holding the hour that just "
+            "ended (at 00:05, yesterday) and runs anomaly detection on it, so alerts follow "
+            "within the hour. Running by default: the runs are idempotent and alerting depends "
+            "on them."
+        ),
+    )
+    def hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = _local_day_of_last_hour(context, timezone)
+        return dg.RunRequest(
+            partition_key=day, run_key=f"hourly-{context.scheduled_execution_time:%Y%m%dT%H%M}"
+        )
+
+    @dg.schedule(
+        job=daily_job,
+        cron_schedule="15 1 * * *",
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "At 01:15 plant time, after late readings had an hour to arrive: yesterday's KPIs, the "
+            "performance against the baselines and the energy report. Running by default: it only "
+            "recomputes marts from what is landed."
+        ),
+    )
+    def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time.astimezone(ZoneInfo(timezone))
+        day = (when.date() - dt.timedelta(days=1)).isoformat()
+        return dg.RunRequest(partition_key=day, run_key=f"daily-{day}")
+
+    daily_forecast_schedule = dg.build_schedule_from_partitioned_job(
+        forecast_job,
+        name="daily_forecast_schedule",
+        hour_of_day=0,
+        minute_of_hour=30,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "At 00:30 plant time forecasts the day that has just started from the hours before its "
+            "midnight, scores yesterday's forecasts and re-chooses the champions. Running by "
+            "default: it only writes forecasts and scores, idempotently per day."
+        ),
+    )
+
+    daily_retention_schedule = dg.ScheduleDefinition(
+        job=retention_job,
+        cron_schedule="30 3 * * *",
+        execution_timezone=timezone,
+        description=(
+            "Drops expired raw days at 03:30 plant time. Stopped by default: dropping data is a "
+            "decision for whoever runs the plant; start it once the retention age is set."
+        ),
+    )
+
+    weekly_baseline_schedule = dg.ScheduleDefinition(
+        name="weekly_baseline_schedule",
+        job=baseline_job,
+        cron_schedule="0 4 * * 1",
+        execution_timezone=timezone,
+        run_config=dg.RunConfig(ops={"energy_baselines": {"config": {"reason": "weekly re-fit"}}}),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Re-fits every baseline on Monday at 04:00 plant time, after the week's hourly energy "
+            "is in. Running by default: a re-fit only adds versions; the active model changes only "
+            "to a valid one, and the old versions stay in marts.baseline_models."
+        ),
+    )
+
+    return [
+        hourly_schedule,
+        daily_forecast_schedule,
+        daily_schedule,
+        weekly_baseline_schedule,
+        daily_retention_schedule,
+    ]

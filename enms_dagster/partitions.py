@@ -2,7 +2,8 @@
 
 Machines are a column, not a partition dimension (partition counts in the tens of thousands make
 the UI slow). Days are those of the plant's sites, read from the plant file (``ENMS_PLANT_FILE``,
-else the reference plant) when the code location loads: a plant in New York gets New York days.
+else the reference plant) when the definitions are built, not when a module is imported: a plant
+in New York gets New York days.
 """
 
 import os
@@ -29,8 +30,7 @@ def plant_timezone(environ: dict[str, str] | None = None) -> str:
     return zones.pop()
 
 
-PLANT_TIMEZONE = plant_timezone()
-
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date="2025-01-01", timezone=PLANT_TIMEZONE, end_offset=1
-)
+def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
+    """One partition per local day in ``timezone``, from 2025-01-01 to today (the current day
+    is open: the hourly schedule recomputes it as it fills)."""
+    return dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone=timezone, end_offset=1)

@@ -40,6 +40,22 @@ LOCAL_MQTT_URL = os.environ.get("ENMS_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 os.environ.setdefault("ENMS_READINGS_MAX_AGE_DAYS", str(100 * 366))
 
 
+# Fixtures that reach a server; a test using one (directly or through another fixture) must be
+# marked ``integration``, so that ``pytest -m "not integration"`` never needs a server and never
+# silently starts the embedded PostgreSQL.
+SERVER_FIXTURES = frozenset({"services", "local_services", "warehouse", "baseline_history"})
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    servers = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if servers and item.get_closest_marker("integration") is None:
+        pytest.fail(
+            f"{item.nodeid} uses {', '.join(sorted(servers))} but is not marked "
+            "@pytest.mark.integration",
+            pytrace=False,
+        )
+
+
 @dataclass(frozen=True)
 class TestServices:
     kind: str  # "local" or "embedded"

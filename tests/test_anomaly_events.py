@@ -18,10 +18,12 @@ from enms_dagster.analytics.events import (
     reconcile_events,
 )
 from enms_dagster.anomaly_store import read_events, store_anomalies
-from enms_dagster.assets.anomalies import anomalies
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.resources import PlantResource, WarehouseResource
 from tests.conftest import SMALL_PLANT
 from tests.test_anomaly_rules import SCORED_DAY, hours_of, local, machine_hours
+
+anomalies = load_definitions().get_assets_def("anomalies")
 
 LABELS = {"CMP-01": MachineLabel("Compressor 1", "plant-a", "Europe/Berlin")}
 T0 = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)

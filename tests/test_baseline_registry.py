@@ -44,6 +44,7 @@ def registered(baseline_history):
     return plant, models
 
 
+@pytest.mark.integration
 def test_every_driven_machine_gets_models_within_ashrae_14(registered):
     _, models = registered
     table = {(r.model.scope_id, r.model.resolution): r for r in models}
@@ -57,6 +58,7 @@ def test_every_driven_machine_gets_models_within_ashrae_14(registered):
     assert table[("plant-a", "daily")].status == "active"
 
 
+@pytest.mark.integration
 def test_cusum_recovers_a_known_ten_percent_saving_within_its_uncertainty(
     registered, baseline_history
 ):
@@ -83,6 +85,7 @@ def test_cusum_recovers_a_known_ten_percent_saving_within_its_uncertainty(
     assert final["u68"] < 0.5 * true_saving  # ASHRAE 14: uncertainty under half the savings
 
 
+@pytest.mark.integration
 def test_refit_adds_a_version_keeps_the_old_and_activates_only_a_valid_one(
     registered, baseline_history
 ):
@@ -119,6 +122,7 @@ def test_refit_adds_a_version_keeps_the_old_and_activates_only_a_valid_one(
         assert reason == "weekly re-fit"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("resolution", ["daily", "hourly"])
 def test_a_loaded_model_reproduces_its_stored_predictions(registered, baseline_history, resolution):
     with connect(baseline_history.database_url) as conn:
@@ -144,6 +148,7 @@ def test_a_loaded_model_reproduces_its_stored_predictions(registered, baseline_h
             assert predicted.to_numpy() == pytest.approx(stored["expected"].to_numpy(), abs=1e-9)
 
 
+@pytest.mark.integration
 def test_expected_energy_per_machine_hour_for_the_anomaly_detectors(registered, baseline_history):
     start = dt.datetime(2026, 2, 2, tzinfo=dt.UTC)
     with connect(baseline_history.database_url) as conn:
@@ -155,6 +160,7 @@ def test_expected_energy_per_machine_hour_for_the_anomaly_detectors(registered, 
     assert ratio == pytest.approx(1.0, abs=0.1)
 
 
+@pytest.mark.integration
 def test_expected_energy_says_where_a_driver_lies_outside_the_fitted_range(
     registered, baseline_history
 ):
@@ -184,6 +190,7 @@ def test_expected_energy_says_where_a_driver_lies_outside_the_fitted_range(
     assert set(flagged["scope_id"]) == weather_driven
 
 
+@pytest.mark.integration
 def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_history):
     import dagster as dg
 

@@ -38,6 +38,7 @@ def test_a_bad_day_count_is_refused_before_anything_starts():
     assert "must be at least 1" in done.stderr
 
 
+@pytest.mark.integration
 def test_acknowledging_an_unknown_event_fails_and_a_known_one_succeeds(local_services):
     import os
 

@@ -5,7 +5,9 @@ import sys
 
 import dagster as dg
 
-from enms_dagster.definitions import defs
+from enms_dagster.definitions import defs as load_definitions
+
+defs = load_definitions()
 
 
 def test_definitions_are_loadable():

@@ -193,6 +193,7 @@ def _events(database_url: str) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in rows}
 
 
+@pytest.mark.integration
 def test_each_drift_requests_exactly_one_refit_of_its_machine(first_tick, baseline_history):
     """Acceptance 2: a step (CMP-01), a slow drift (HYD-01) and the fixture's real efficiency
     measure (IMM-01, -10 %) each request one re-fit; CNV-01 and HVAC-01, fault-free for the
@@ -217,6 +218,7 @@ def test_each_drift_requests_exactly_one_refit_of_its_machine(first_tick, baseli
     assert [e.asset_key.to_user_string() for e in first_tick.asset_events] == ["drift_events"]
 
 
+@pytest.mark.integration
 def test_the_step_and_the_slow_drift_are_found_within_their_stated_delays(
     first_tick, baseline_history
 ):
@@ -233,6 +235,7 @@ def test_the_step_and_the_slow_drift_are_found_within_their_stated_delays(
     assert "IMM-01 uses less energy than its baseline" in evidence
 
 
+@pytest.mark.integration
 def test_evaluating_the_sensor_again_requests_nothing_new(first_tick, baseline_history):
     again = _evaluate(baseline_history.database_url, first_tick.cursor)
     assert again.__class__.__name__ == "SkipReason"
@@ -241,6 +244,7 @@ def test_evaluating_the_sensor_again_requests_nothing_new(first_tick, baseline_h
     assert count == 3
 
 
+@pytest.mark.integration
 def test_the_refit_records_the_drift_as_the_reason_and_finds_no_new_drift(
     first_tick, drifting, baseline_history
 ):

@@ -10,7 +10,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.warehouse import connect
+
+pytestmark = pytest.mark.integration  # every test reads the history in PostgreSQL
+
+DEFS = load_definitions()
 
 FIRST, LAST = dt.date(2026, 3, 29), dt.date(2026, 4, 4)  # a week with the clock change, Good Friday
 NEXT = LAST + dt.timedelta(days=1)  # the day after the history: no actuals, a live forecast
@@ -36,10 +41,9 @@ def _materialize(database_url: str, assets, first: dt.date, last: dt.date, run_c
 def week(baseline_history):
     """load_forecasts for FIRST..LAST in one run, then forecast_accuracy and forecast_champions
     (the window holds the 7 scored days, the minimum a champion needs)."""
-    from enms_dagster.assets.forecasts import (
-        forecast_accuracy,
-        forecast_champions,
-        load_forecasts,
+    forecast_accuracy, forecast_champions, load_forecasts = (
+        DEFS.get_assets_def(key)
+        for key in ("forecast_accuracy", "forecast_champions", "load_forecasts")
     )
 
     with connect(baseline_history.database_url, autocommit=True) as conn:
@@ -118,7 +122,7 @@ def test_the_site_champion_beats_seasonal_naive_and_each_machine_type_has_a_scor
 def test_a_live_forecast_for_a_day_without_data_uses_the_champion(week, baseline_history):
     """The day after the history: the calendar comes from the site, the history ends at its
     midnight, and marts.champion_forecasts serves the model chosen for that day."""
-    from enms_dagster.assets.forecasts import load_forecasts
+    load_forecasts = DEFS.get_assets_def("load_forecasts")
 
     result = _materialize(baseline_history.database_url, [load_forecasts], NEXT, NEXT)
     assert result.success
@@ -140,7 +144,7 @@ def test_a_live_forecast_for_a_day_without_data_uses_the_champion(week, baseline
 
 
 def test_rerunning_a_day_replaces_only_the_models_it_ran(week, baseline_history):
-    from enms_dagster.assets.forecasts import load_forecasts
+    load_forecasts = DEFS.get_assets_def("load_forecasts")
 
     count = "SELECT model, count(*) AS n FROM marts.forecasts WHERE local_date = %s GROUP BY 1"
     before = _query(baseline_history.database_url, count, (LAST,)).set_index("model")["n"]

@@ -21,9 +21,7 @@ import dagster as dg
 import pytest
 from pytest import approx
 
-from enms_dagster.assets.drivers import hourly_drivers
-from enms_dagster.assets.hourly import hourly_energy
-from enms_dagster.assets.marts import fct_energy_hourly, fct_kpi_daily
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.landing import land_batch
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.transforms import (
@@ -31,6 +29,12 @@ from enms_dagster.transforms import (
     rebuild_fct_kpi_daily,
     rebuild_hourly_drivers,
     rebuild_hourly_energy,
+)
+
+DEFS = load_definitions()
+hourly_energy, hourly_drivers, fct_energy_hourly, fct_kpi_daily = (
+    DEFS.get_assets_def(key)
+    for key in ("hourly_energy", "hourly_drivers", "fct_energy_hourly", "fct_kpi_daily")
 )
 
 pytestmark = pytest.mark.integration

@@ -42,9 +42,9 @@ def test_the_code_location_partitions_and_schedules_follow_the_plant_file(tmp_pa
     path = plant_in(tmp_path, "America/New_York")
     probe = (
         "from enms_dagster.definitions import defs; "
-        "from enms_dagster.partitions import daily_partitions; "
-        "print(daily_partitions.timezone, "
-        "defs.resolve_schedule_def('hourly_schedule').execution_timezone)"
+        "d = defs(); "
+        "print(d.get_assets_def('hourly_energy').partitions_def.timezone, "
+        "d.resolve_schedule_def('hourly_schedule').execution_timezone)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -55,3 +55,22 @@ def test_the_code_location_partitions_and_schedules_follow_the_plant_file(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["America/New_York", "America/New_York"]
+
+
+def test_importing_the_definitions_reads_no_plant_file_building_them_names_it(tmp_path):
+    missing = tmp_path / "no-such-plant.yaml"
+    probe = (
+        "import sys; import enms_dagster.definitions as d; print('imported'); "
+        "heavy = {'sklearn', 'matplotlib', 'scipy', 'prophet', 'statsmodels', "
+        "'great_expectations'} & set(sys.modules); print(sorted(heavy)); d.defs()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "ENMS_PLANT_FILE": str(missing)},
+    )
+    assert done.stdout.split("\n")[:2] == ["imported", "[]"], done.stderr
+    assert done.returncode != 0
+    assert "PlantFileError" in done.stderr and str(missing) in done.stderr

@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from enms_dagster.definitions import defs
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.landing import land_batch
 from enms_dagster.resources import PlantResource, WarehouseResource
 from tests.conftest import SMALL_PLANT
+
+defs = load_definitions()
 
 pytestmark = pytest.mark.integration
 

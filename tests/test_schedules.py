@@ -6,7 +6,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from enms_dagster.definitions import defs
+from enms_dagster.definitions import defs as load_definitions
+
+defs = load_definitions()
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

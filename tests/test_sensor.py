@@ -6,10 +6,12 @@ import re
 import dagster as dg
 import pytest
 
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.landing import QuarantinedInput, land_batch
 from enms_dagster.ingest.payload import Rejection
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.sensors.raw_readings import raw_readings_sensor
+
+raw_readings_sensor = load_definitions().get_sensor_def("raw_readings_sensor")
 
 pytestmark = pytest.mark.integration
 

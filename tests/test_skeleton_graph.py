@@ -6,12 +6,13 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from enms_dagster.definitions import defs
-from enms_dagster.partitions import daily_partitions
+from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.sensors.raw_readings import raw_readings_sensor
 from enms_dagster.warehouse import connect
 from tests.conftest import SMALL_PLANT, land_simulated, reset_warehouse
+
+defs = load_definitions()
+raw_readings_sensor = defs.get_sensor_def("raw_readings_sensor")
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,8 @@ def test_sensor_reports_the_landed_day_and_requests_its_run_then_nothing(landed_
 
 
 def test_the_partition_window_is_the_local_day():
-    window = daily_partitions.time_window_for_partition_key(DAY.isoformat())
+    window = defs.get_assets_def("hourly_energy").partitions_def.time_window_for_partition_key(
+        DAY.isoformat()
+    )
     assert window.start.utcoffset() == dt.timedelta(hours=1)
     assert (window.end - window.start) == dt.timedelta(days=1)

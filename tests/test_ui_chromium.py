@@ -206,7 +206,7 @@ def console(browser, baseline_history, tmp_path_factory) -> Iterator[Console]:
 def test_the_catalog_lists_every_asset_of_the_definitions(console, browser):
     from enms_dagster.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     keys = sorted(
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_materializable
     )

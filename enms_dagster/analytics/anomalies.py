@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
 
 # Columns of the hourly frame (core.hourly_energy per machine and hour, the machine's type and
 # rated power from core.machines, the site's drivers from core.hourly_drivers).
@@ -501,6 +500,8 @@ def detect_multivariate_anomalies(
     machine's usual kWh for that hour, and an hour is flagged only where its kWh exceeds it by
     ``forest_min_deviation`` of the machine's size (an unusual hour that wastes nothing is not
     an energy anomaly)."""
+    from sklearn.ensemble import IsolationForest
+
     start = _as_utc(start)
     frame = _usable(hourly, th).dropna(subset=["energy_kwh"])
     frame = frame.sort_values(["machine_type", "machine_id", "hour_start"])

@@ -6,7 +6,7 @@ columns below); daily models aggregate it by local date. Driver selection keeps 
 that are statistically significant and physically signed; every model reports n, p, R²,
 adjusted R², CV(RMSE) and NMBE with (n − p), the overall F-test, each coefficient with t and p,
 the driver ranges, data sufficiency and pass/fail against ASHRAE Guideline 14 and the DOE SEP
-validity tests (../shared/DOMAIN.md). A model serializes to JSON and predicts the same numbers
+validity tests. A model serializes to JSON and predicts the same numbers
 after loading.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 RESOLUTIONS = ("daily", "hourly")
 MIN_CANDIDATES = 3
@@ -83,7 +82,7 @@ DRIVERS: dict[str, DriverSpec] = {
 DEGREE_DRIVERS = {"heating_degrees": +1, "cooling_degrees": -1}  # sign of (base − temperature)
 BALANCE_POINTS_C = tuple(float(b) for b in np.arange(10.0, 30.01, 1.0))  # ≤ 1.5 °C steps
 
-# Gates (../shared/DOMAIN.md)
+# Validity gates: ASHRAE Guideline 14 and DOE SEP
 ASHRAE14 = {"daily": (0.15, 0.05), "hourly": (0.30, 0.10)}  # CV(RMSE), |NMBE|
 SEP_F_P, SEP_DRIVER_P, SEP_ONE_DRIVER_P, SEP_R2 = 0.10, 0.20, 0.10, 0.50
 SELECTION_P = 0.10  # backward elimination keeps drivers below this p-value
@@ -274,6 +273,8 @@ class FitStatistics:
 
 def ols_statistics(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> FitStatistics:
     """OLS with an intercept in the first column of ``x``: the ASHRAE 14 / DOE SEP figures."""
+    from scipy import stats
+
     n, p = x.shape
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)
     fitted = x @ beta
@@ -732,6 +733,8 @@ def savings_uncertainty(
     """ASHRAE Guideline 14 (Annex B): U = t · 1.26 · CV · Ē · m · sqrt((n/n')(1 + 2/n')/m), with
     n' = n(1 − ρ)/(1 + ρ) the effective sample size under lag-1 autocorrelation ρ of the
     baseline residuals; Ē · CV is the RMSE, so U = t · 1.26 · RMSE · sqrt(m (n/n')(1 + 2/n'))."""
+    from scipy import stats
+
     if m <= 0:
         return SavingsUncertainty(confidence, 0.0)
     n, p = statistics.n, statistics.p

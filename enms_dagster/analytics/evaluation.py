@@ -6,7 +6,7 @@ labels; detection delay = first overlapping event start − label start, clipped
 the median per kind; the events that overlap no label, per monitored machine-week; and the
 false-alarm rate on machines without any fault in the period, in events per machine-week.
 Point-adjusted F1 is not used: it credits a whole fault for one lucky hour and hides the false
-alarms (../shared/DOMAIN.md).
+alarms.
 
 Intervals: an event covers [start_ts, end_ts), a label (start_ts, end_ts]; they overlap when
 each starts before the other ends.

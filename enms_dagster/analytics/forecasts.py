@@ -13,7 +13,7 @@ it; a real weather forecast could replace persistence in ``_prepare``).
 Models (``MODELS``), each with a central ``interval`` prediction interval (80 % by default):
 
 - ``seasonal_naive``: the same local hour a week earlier; the reference every other model must
-  beat (../shared/DOMAIN.md). Interval: quantiles of its own errors in the training window, in
+  beat. Interval: quantiles of its own errors in the training window, in
   and out of shift.
 - ``prophet``: Prophet on local wall time with the shift and working day, heating and cooling
   degree-hours as regressors, a daily profile per working / non-working day and a weekly one.
@@ -48,7 +48,6 @@ from multiprocessing.context import BaseContext
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 REFERENCE_MODEL = "seasonal_naive"
@@ -247,6 +246,8 @@ def _gbm(inputs: _Inputs, settings: ForecastSettings) -> _Prediction:
     span_days = (inputs.origin - train["hour_start"].min()).days
     holdout_start = inputs.origin - pd.Timedelta(days=min(GBM_HOLDOUT_DAYS, span_days // 4))
     early = (train["hour_start"] < holdout_start).to_numpy()
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     def fit(rows: pd.DataFrame) -> HistGradientBoostingRegressor:
         model = HistGradientBoostingRegressor(

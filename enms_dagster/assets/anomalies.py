@@ -24,8 +24,7 @@ from enms_dagster.anomaly_store import (
     store_anomalies,
     update_signal_noise,
 )
-from enms_dagster.charts import figure_markdown, markdown_table, plt
-from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
+from enms_dagster.charts import figure_markdown, markdown_table, subplots
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 
@@ -38,75 +37,84 @@ class AnomaliesConfig(dg.Config):
     z_threshold: float = Thresholds.z_threshold
 
 
-@dg.asset(
-    group_name="marts",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["hourly_energy", "hourly_drivers", "energy_baselines"],
-    kinds={"postgres", "scikitlearn"},
-)
-def anomalies(
-    context: dg.AssetExecutionContext,
-    config: AnomaliesConfig,
-    warehouse: WarehouseResource,
-    plant: PlantResource,
-) -> dg.MaterializeResult:
-    """marts.anomalies (hourly flags) and marts.anomaly_events: energy above the baseline,
-    unusual load for the time of week, out-of-hours energy, high idle power, base-load creep,
-    power while off, stuck power readings, unrecorded meter resets and unsteady pressure, each
-    with expected vs actual kWh, excess cost and a sentence for the technician. Keeps the hourly
-    noise of pressure readings in core.hourly_signal_noise for the days it scores (and any
-    reference day it lacks), so later days compare with it instead of weeks of raw readings."""
-    window = context.partition_time_window
-    registry = plant.load()
-    labels, currency = machine_labels(registry), plant_currency(registry)
-    thresholds = Thresholds(forest_quantile=config.forest_quantile, z_threshold=config.z_threshold)
-    since = window.start - dt.timedelta(days=config.reference_days)
-    with warehouse.connect() as conn:
-        hourly = read_hourly_frame(conn, since, window.end)
-        residuals, baseline_note = read_residuals(conn, since, window.end, hourly)
-        update_signal_noise(conn, window.start, window.end, reference_start=since)
-        raw = read_raw_signals(conn, since, window.start, window.end, thresholds)
-        flags = detect_anomalies_by_day(
-            hourly,
-            window.start,
-            window.end,
-            PLANT_TIMEZONE,
-            residuals,
-            config.reference_days,
-            thresholds,
-            raw,
+def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The anomalies asset over the plant's daily partitions (events shown in its time zone)."""
+
+    @dg.asset(
+        group_name="marts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["hourly_energy", "hourly_drivers", "energy_baselines"],
+        kinds={"postgres", "scikitlearn"},
+    )
+    def anomalies(
+        context: dg.AssetExecutionContext,
+        config: AnomaliesConfig,
+        warehouse: WarehouseResource,
+        plant: PlantResource,
+    ) -> dg.MaterializeResult:
+        """marts.anomalies (hourly flags) and marts.anomaly_events: energy above the baseline,
+        unusual load for the time of week, out-of-hours energy, high idle power, base-load creep,
+        power while off, stuck power readings, unrecorded meter resets and unsteady pressure, each
+        with expected vs actual kWh, excess cost and a sentence for the technician. Keeps the hourly
+        noise of pressure readings in core.hourly_signal_noise for the days it scores (and any
+        reference day it lacks), so later days compare with it instead of weeks of raw readings."""
+        window = context.partition_time_window
+        registry = plant.load()
+        labels, currency = machine_labels(registry), plant_currency(registry)
+        thresholds = Thresholds(
+            forest_quantile=config.forest_quantile, z_threshold=config.z_threshold
         )
-        flags = with_excess_cost(flags, config.price_per_kwh)
-        stored = store_anomalies(conn, window.start, window.end, flags, labels, currency=currency)
-        events = read_events(conn, window.start, window.end)
-        scores = run_evaluation(conn, window.start, window.end)
-    context.log.info(baseline_note)
-    metadata = {
-        "flagged_hours": len(flags),
-        "events": len(events),
-        "events_created": len(stored.created),
-        "events_updated": len(stored.updated),
-        "events_retracted": len(stored.deleted),
-        "excess_kwh": round(float(events["excess_kwh"].clip(lower=0).sum()), 1),
-        "excess_cost": round(float(events["excess_cost"].fillna(0).sum()), 2),
-        "currency": currency,
-        "baseline": baseline_note,
-        "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
-        "flags_by_kind": dg.MetadataValue.md(_flags_by_kind(flags)),
-        "event_table": dg.MetadataValue.md(_event_table(events)),
-    }
-    if len(flags):
-        metadata["heatmap"] = dg.MetadataValue.md(
-            anomaly_heatmap_markdown(flags, window.start, window.end, PLANT_TIMEZONE)
-        )
-    if scores.loc[scores["fault_kind"] == "all", "labels"].sum() > 0:
-        metadata["evaluation"] = dg.MetadataValue.md(_scores_table(scores))
-        total = scores[scores["fault_kind"] == "all"].iloc[0]
-        for key in ("unmatched_per_machine_week", "false_alarms_per_machine_week"):
-            if not pd.isna(total[key]):
-                metadata[key] = round(float(total[key]), 3)
-    return dg.MaterializeResult(metadata=metadata)
+        since = window.start - dt.timedelta(days=config.reference_days)
+        with warehouse.connect() as conn:
+            hourly = read_hourly_frame(conn, since, window.end)
+            residuals, baseline_note = read_residuals(conn, since, window.end, hourly)
+            update_signal_noise(conn, window.start, window.end, reference_start=since)
+            raw = read_raw_signals(conn, since, window.start, window.end, thresholds)
+            flags = detect_anomalies_by_day(
+                hourly,
+                window.start,
+                window.end,
+                partitions.timezone,
+                residuals,
+                config.reference_days,
+                thresholds,
+                raw,
+            )
+            flags = with_excess_cost(flags, config.price_per_kwh)
+            stored = store_anomalies(
+                conn, window.start, window.end, flags, labels, currency=currency
+            )
+            events = read_events(conn, window.start, window.end)
+            scores = run_evaluation(conn, window.start, window.end)
+        context.log.info(baseline_note)
+        metadata = {
+            "flagged_hours": len(flags),
+            "events": len(events),
+            "events_created": len(stored.created),
+            "events_updated": len(stored.updated),
+            "events_retracted": len(stored.deleted),
+            "excess_kwh": round(float(events["excess_kwh"].clip(lower=0).sum()), 1),
+            "excess_cost": round(float(events["excess_cost"].fillna(0).sum()), 2),
+            "currency": currency,
+            "baseline": baseline_note,
+            "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
+            "flags_by_kind": dg.MetadataValue.md(_flags_by_kind(flags)),
+            "event_table": dg.MetadataValue.md(_event_table(events, partitions.timezone)),
+        }
+        if len(flags):
+            metadata["heatmap"] = dg.MetadataValue.md(
+                anomaly_heatmap_markdown(flags, window.start, window.end, partitions.timezone)
+            )
+        if scores.loc[scores["fault_kind"] == "all", "labels"].sum() > 0:
+            metadata["evaluation"] = dg.MetadataValue.md(_scores_table(scores))
+            total = scores[scores["fault_kind"] == "all"].iloc[0]
+            for key in ("unmatched_per_machine_week", "false_alarms_per_machine_week"):
+                if not pd.isna(total[key]):
+                    metadata[key] = round(float(total[key]), 3)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return anomalies
 
 
 def _flags_by_kind(flags: pd.DataFrame) -> str:
@@ -123,7 +131,7 @@ def _flags_by_kind(flags: pd.DataFrame) -> str:
     )
 
 
-def _event_table(events: pd.DataFrame, limit: int = 25) -> str:
+def _event_table(events: pd.DataFrame, timezone: str, limit: int = 25) -> str:
     if events.empty:
         return "no events"
     top = events.assign(cost=events["excess_cost"].fillna(0)).sort_values(
@@ -133,7 +141,7 @@ def _event_table(events: pd.DataFrame, limit: int = 25) -> str:
         (
             e.event_id,
             e.severity,
-            f"{e.start_ts.tz_convert(PLANT_TIMEZONE):%Y-%m-%d %H:%M}",
+            f"{e.start_ts.tz_convert(timezone):%Y-%m-%d %H:%M}",
             int(e.hours),
             float(e.excess_kwh),
             float(e.cost),
@@ -209,9 +217,7 @@ def anomaly_heatmap_markdown(
         .sort_index()
     )
     matrix = hours.to_numpy(dtype=float)
-    fig, ax = plt.subplots(
-        figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80
-    )
+    fig, ax = subplots(figsize=(min(1.5 + 0.22 * len(columns), 9), 0.8 + 0.25 * len(hours)), dpi=80)
     image = ax.imshow(matrix, aspect="auto", cmap="Reds", vmin=0, vmax=max(matrix.max(), 1))
     ax.set_yticks(np.arange(len(hours)), hours.index, fontsize=7)
     step = max(1, len(columns) // 16)

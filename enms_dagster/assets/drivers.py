@@ -3,7 +3,6 @@
 import dagster as dg
 
 from enms_dagster.charts import markdown_table
-from enms_dagster.partitions import daily_partitions
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.transforms import COOLING_BASE_C, HEATING_BASE_C, rebuild_hourly_drivers
 
@@ -16,41 +15,55 @@ class DriversConfig(dg.Config):
     cooling_base_c: float = COOLING_BASE_C
 
 
-@dg.asset(
-    group_name="core",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["hourly_energy"],
-    kinds={"postgres", "sql"},
-)
-def hourly_drivers(
-    context: dg.AssetExecutionContext, config: DriversConfig, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """core.hourly_drivers: outdoor temperature, heating / cooling degree-hours, parts, running
-    and operating hours, weekday, holiday and shift per site and hour."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        rows = rebuild_hourly_drivers(
-            conn, window.start, window.end, config.heating_base_c, config.cooling_base_c
-        )
-        summary = conn.execute(
-            "SELECT local_date, count(*), round(avg(outdoor_temperature_c)::numeric, 1), "
-            "round(sum(hdh)::numeric, 1), round(sum(cdh)::numeric, 1), sum(parts), "
-            "count(*) FILTER (WHERE is_shift), bool_or(is_holiday) "
-            "FROM core.hourly_drivers WHERE hour_start >= %s AND hour_start < %s "
-            "GROUP BY 1 ORDER BY 1",
-            (window.start, window.end),
-        ).fetchall()
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "heating_base_c": config.heating_base_c,
-            "cooling_base_c": config.cooling_base_c,
-            "days": dg.MetadataValue.md(
-                markdown_table(
-                    ["day", "hours", "mean °C", "HDH", "CDH", "parts", "shift hours", "holiday"],
-                    summary,
-                )
-            ),
-        }
+def build_hourly_drivers(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The hourly_drivers asset over the plant's daily partitions."""
+
+    @dg.asset(
+        group_name="core",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["hourly_energy"],
+        kinds={"postgres", "sql"},
     )
+    def hourly_drivers(
+        context: dg.AssetExecutionContext, config: DriversConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """core.hourly_drivers: outdoor temperature, heating / cooling degree-hours, parts, running
+        and operating hours, weekday, holiday and shift per site and hour."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            rows = rebuild_hourly_drivers(
+                conn, window.start, window.end, config.heating_base_c, config.cooling_base_c
+            )
+            summary = conn.execute(
+                "SELECT local_date, count(*), round(avg(outdoor_temperature_c)::numeric, 1), "
+                "round(sum(hdh)::numeric, 1), round(sum(cdh)::numeric, 1), sum(parts), "
+                "count(*) FILTER (WHERE is_shift), bool_or(is_holiday) "
+                "FROM core.hourly_drivers WHERE hour_start >= %s AND hour_start < %s "
+                "GROUP BY 1 ORDER BY 1",
+                (window.start, window.end),
+            ).fetchall()
+        return dg.MaterializeResult(
+            metadata={
+                "rows": rows,
+                "heating_base_c": config.heating_base_c,
+                "cooling_base_c": config.cooling_base_c,
+                "days": dg.MetadataValue.md(
+                    markdown_table(
+                        [
+                            "day",
+                            "hours",
+                            "mean °C",
+                            "HDH",
+                            "CDH",
+                            "parts",
+                            "shift hours",
+                            "holiday",
+                        ],
+                        summary,
+                    )
+                ),
+            }
+        )
+
+    return hourly_drivers

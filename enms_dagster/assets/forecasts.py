@@ -22,7 +22,6 @@ from enms_dagster.forecast_store import (
     score_forecast_days,
     write_forecasts,
 )
-from enms_dagster.partitions import daily_partitions
 from enms_dagster.resources import WarehouseResource
 
 CHART_DAYS = 7
@@ -37,75 +36,80 @@ class ForecastConfig(dg.Config):
     max_workers: int = 0  # 0: one process per CPU
 
 
-@dg.asset(
-    group_name="forecasts",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["hourly_energy", "hourly_drivers"],
-    kinds={"python", "prophet", "statsmodels", "scikit-learn", "postgres"},
-)
-def load_forecasts(
-    context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """marts.forecasts: hourly energy of each target day (the partition) per machine and site,
-    from seasonal naive, Prophet, ARIMAX and gradient boosting, each with an 80 % interval.
-    Every forecast uses only the hours before the day's local midnight; the calendar of the day
-    is known, its temperature is the persistence forecast (24 h earlier). A backfill of past
-    days is a rolling-origin backtest; the machines and days run in a process pool."""
-    window = context.partition_time_window
-    first: dt.date = window.start.date()
-    last: dt.date = (window.end - dt.timedelta(seconds=1)).date()
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    settings = ForecastSettings(train_days=config.train_days)
-    with warehouse.connect() as conn:
-        tasks, scope_of = load_forecast_tasks(conn, days, settings, config.scope_ids)
-    context.log.info(f"forecasting {len(tasks)} machine- and site-days with {config.models}")
-    run = run_forecasts(tasks, config.models, settings, config.max_workers or None)
-    with warehouse.connect() as conn:
-        rows = write_forecasts(conn, run.forecasts, scope_of, days, config.models, settings)
-        sites = sorted(s for s, scope in scope_of.items() if scope == "site")
-        chart = (
-            champion_forecasts(conn, sites[0], last - dt.timedelta(days=CHART_DAYS - 1), last)
-            if sites
-            else pd.DataFrame()
-        )
-    for scope_id, day, model, why in run.failures:
-        context.log.warning(f"{scope_id} {day} {model}: no forecast ({why})")
-    metadata: dict[str, object] = {
-        "rows": rows,
-        "days": f"{first} .. {last}",
-        "scopes": len(scope_of),
-        "models": ", ".join(config.models),
-        "failed_forecasts": len(run.failures),
-        "temperature_assumption": "persistence: the outdoor temperature observed 24 h earlier",
-        "interval": f"{settings.interval:.0%} central prediction interval",
-    }
-    if not run.forecasts.empty:
-        totals = (
-            run.forecasts[run.forecasts["local_date"] == last]
-            .groupby(["scope_id", "model"])["forecast_kwh"]
-            .sum()
-            .unstack("model")
-        )
-        metadata["day_totals_kwh"] = dg.MetadataValue.md(
-            markdown_table(
-                ["scope", *totals.columns],
-                [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
+def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The load_forecasts asset over the plant's daily partitions."""
+
+    @dg.asset(
+        group_name="forecasts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["hourly_energy", "hourly_drivers"],
+        kinds={"python", "prophet", "statsmodels", "scikit-learn", "postgres"},
+    )
+    def load_forecasts(
+        context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """marts.forecasts: hourly energy of each target day (the partition) per machine and site,
+        from seasonal naive, Prophet, ARIMAX and gradient boosting, each with an 80 % interval.
+        Every forecast uses only the hours before the day's local midnight; the calendar of the day
+        is known, its temperature is the persistence forecast (24 h earlier). A backfill of past
+        days is a rolling-origin backtest; the machines and days run in a process pool."""
+        window = context.partition_time_window
+        first: dt.date = window.start.date()
+        last: dt.date = (window.end - dt.timedelta(seconds=1)).date()
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        settings = ForecastSettings(train_days=config.train_days)
+        with warehouse.connect() as conn:
+            tasks, scope_of = load_forecast_tasks(conn, days, settings, config.scope_ids)
+        context.log.info(f"forecasting {len(tasks)} machine- and site-days with {config.models}")
+        run = run_forecasts(tasks, config.models, settings, config.max_workers or None)
+        with warehouse.connect() as conn:
+            rows = write_forecasts(conn, run.forecasts, scope_of, days, config.models, settings)
+            sites = sorted(s for s, scope in scope_of.items() if scope == "site")
+            chart = (
+                champion_forecasts(conn, sites[0], last - dt.timedelta(days=CHART_DAYS - 1), last)
+                if sites
+                else pd.DataFrame()
             )
-        )
-    if not chart.empty:
-        metadata["site_forecast_vs_actual"] = dg.MetadataValue.md(
-            forecast_markdown(
-                list(chart["hour_start"]),
-                [None if pd.isna(a) else float(a) for a in chart["actual_kwh"]],
-                list(chart["forecast_kwh"]),
-                list(chart["lower_kwh"]),
-                list(chart["upper_kwh"]),
-                f"{sites[0]}: champion day-ahead forecast and actual, "
-                f"{chart['local_date'].min()} .. {last}",
+        for scope_id, day, model, why in run.failures:
+            context.log.warning(f"{scope_id} {day} {model}: no forecast ({why})")
+        metadata: dict[str, object] = {
+            "rows": rows,
+            "days": f"{first} .. {last}",
+            "scopes": len(scope_of),
+            "models": ", ".join(config.models),
+            "failed_forecasts": len(run.failures),
+            "temperature_assumption": "persistence: the outdoor temperature observed 24 h earlier",
+            "interval": f"{settings.interval:.0%} central prediction interval",
+        }
+        if not run.forecasts.empty:
+            totals = (
+                run.forecasts[run.forecasts["local_date"] == last]
+                .groupby(["scope_id", "model"])["forecast_kwh"]
+                .sum()
+                .unstack("model")
             )
-        )
-    return dg.MaterializeResult(metadata=metadata)
+            metadata["day_totals_kwh"] = dg.MetadataValue.md(
+                markdown_table(
+                    ["scope", *totals.columns],
+                    [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
+                )
+            )
+        if not chart.empty:
+            metadata["site_forecast_vs_actual"] = dg.MetadataValue.md(
+                forecast_markdown(
+                    list(chart["hour_start"]),
+                    [None if pd.isna(a) else float(a) for a in chart["actual_kwh"]],
+                    list(chart["forecast_kwh"]),
+                    list(chart["lower_kwh"]),
+                    list(chart["upper_kwh"]),
+                    f"{sites[0]}: champion day-ahead forecast and actual, "
+                    f"{chart['local_date'].min()} .. {last}",
+                )
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return load_forecasts
 
 
 class AccuracyConfig(dg.Config):

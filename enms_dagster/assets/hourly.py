@@ -7,44 +7,8 @@ import dagster as dg
 
 from enms_dagster import quality
 from enms_dagster.charts import markdown_table
-from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.transforms import rebuild_hourly_energy
-
-
-@dg.asset(
-    group_name="core",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["raw_readings"],
-    kinds={"postgres", "sql"},
-)
-def hourly_energy(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """core.hourly_energy: kWh (counter, interval or power), average, maximum and 15-minute
-    peak kW, running / idle / off hours, idle kWh, parts and completeness per machine and hour."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        rows = rebuild_hourly_energy(conn, window.start, window.end)
-        methods = conn.execute(
-            "SELECT energy_method, count(DISTINCT machine_id), count(*), "
-            "round(avg(completeness)::numeric, 3) FROM core.hourly_energy "
-            "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
-            (window.start, window.end),
-        ).fetchall()
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
-            "energy_methods": dg.MetadataValue.md(
-                markdown_table(
-                    ["method", "machines", "machine-hours", "mean completeness"], methods
-                )
-            ),
-        }
-    )
 
 
 def _window_days(window: dg.TimeWindow) -> list[dt.date]:
@@ -88,102 +52,156 @@ def _result(
     )
 
 
-@dg.asset_check(asset=hourly_energy, blocking=True, partitions_def=daily_partitions)
-def hourly_energy_not_negative(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """No machine-hour of the window has negative kWh; blocking: the marts wait until it holds."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        outcome = quality.check_hourly_energy_not_negative(conn, window.start, window.end)
-    return _result(context, warehouse, "hourly_energy", "hourly_energy_not_negative", outcome)
+def build_hourly_energy(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The hourly_energy asset over the plant's daily partitions."""
 
-
-@dg.asset_check(asset=hourly_energy, partitions_def=daily_partitions)
-def hourly_energy_counter_matches_power(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Counter kWh agree with integrated power within max(0.05 kWh, 2 %) per machine-hour."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        outcome = quality.check_counter_matches_power(conn, window.start, window.end)
-    return _result(
-        context, warehouse, "hourly_energy", "hourly_energy_counter_matches_power", outcome
+    @dg.asset(
+        group_name="core",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["raw_readings"],
+        kinds={"postgres", "sql"},
     )
-
-
-@dg.asset_check(asset=hourly_energy, partitions_def=daily_partitions)
-def hourly_energy_complete(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Machine-hours with under 90 % of their expected samples (a warning, not an error)."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        outcome = quality.check_hourly_completeness(conn, window.start, window.end)
-    return _result(
-        context,
-        warehouse,
-        "hourly_energy",
-        "hourly_energy_complete",
-        outcome,
-        dg.AssetCheckSeverity.WARN,
-    )
-
-
-@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
-def raw_readings_in_physical_range(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Every reading of the day lies inside its metric's min/max in core.metrics."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        outcome = quality.check_raw_values_in_range(conn, window.start, window.end, PLANT_TIMEZONE)
-    return _result(context, warehouse, "raw_readings", "raw_readings_in_physical_range", outcome)
-
-
-@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
-def raw_readings_not_in_future(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """No reading anywhere is stamped after now (5 minutes of clock skew allowed)."""
-    with warehouse.connect() as conn:
-        outcome = quality.check_raw_no_future_readings(
-            conn, dt.datetime.now(dt.UTC), PLANT_TIMEZONE
+    def hourly_energy(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """core.hourly_energy: kWh (counter, interval or power), average, maximum and
+        15-minute peak kW, running / idle / off hours, idle kWh, parts and completeness per
+        machine and hour."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            rows = rebuild_hourly_energy(conn, window.start, window.end)
+            methods = conn.execute(
+                "SELECT energy_method, count(DISTINCT machine_id), count(*), "
+                "round(avg(completeness)::numeric, 3) FROM core.hourly_energy "
+                "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
+                (window.start, window.end),
+            ).fetchall()
+        return dg.MaterializeResult(
+            metadata={
+                "rows": rows,
+                "window_start": window.start.isoformat(),
+                "window_end": window.end.isoformat(),
+                "energy_methods": dg.MetadataValue.md(
+                    markdown_table(
+                        ["method", "machines", "machine-hours", "mean completeness"], methods
+                    )
+                ),
+            }
         )
-    return _result(context, warehouse, "raw_readings", "raw_readings_not_in_future", outcome)
+
+    return hourly_energy
 
 
-@dg.asset_check(asset="raw_readings", partitions_def=daily_partitions)
-def raw_readings_counters_monotonic(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Counters only step back at a rollover or a reset recorded in core.counter_resets
-    (a warning: hourly_energy already reads an unrecorded drop as a reset)."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        outcome = quality.check_raw_counters_monotonic(
-            conn, window.start, window.end, PLANT_TIMEZONE
+def build_hourly_energy_checks(
+    partitions: dg.DailyPartitionsDefinition,
+) -> list[dg.AssetChecksDefinition]:
+    """The checks on each day of hourly energy."""
+
+    @dg.asset_check(asset="hourly_energy", blocking=True, partitions_def=partitions)
+    def hourly_energy_not_negative(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """No machine-hour of the window has negative kWh; blocking: the marts wait until it
+        holds."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            outcome = quality.check_hourly_energy_not_negative(conn, window.start, window.end)
+        return _result(context, warehouse, "hourly_energy", "hourly_energy_not_negative", outcome)
+
+    @dg.asset_check(asset="hourly_energy", partitions_def=partitions)
+    def hourly_energy_counter_matches_power(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Counter kWh agree with integrated power within max(0.05 kWh, 2 %) per machine-hour."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            outcome = quality.check_counter_matches_power(conn, window.start, window.end)
+        return _result(
+            context, warehouse, "hourly_energy", "hourly_energy_counter_matches_power", outcome
         )
-    return _result(
-        context,
-        warehouse,
-        "raw_readings",
-        "raw_readings_counters_monotonic",
-        outcome,
-        dg.AssetCheckSeverity.WARN,
-    )
+
+    @dg.asset_check(asset="hourly_energy", partitions_def=partitions)
+    def hourly_energy_complete(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Machine-hours with under 90 % of their expected samples (a warning, not an error)."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            outcome = quality.check_hourly_completeness(conn, window.start, window.end)
+        return _result(
+            context,
+            warehouse,
+            "hourly_energy",
+            "hourly_energy_complete",
+            outcome,
+            dg.AssetCheckSeverity.WARN,
+        )
+
+    return [
+        hourly_energy_not_negative,
+        hourly_energy_counter_matches_power,
+        hourly_energy_complete,
+    ]
 
 
-hourly_energy_checks = [
-    hourly_energy_not_negative,
-    hourly_energy_counter_matches_power,
-    hourly_energy_complete,
-]
-raw_readings_checks = [
-    raw_readings_in_physical_range,
-    raw_readings_not_in_future,
-    raw_readings_counters_monotonic,
-]
+def build_raw_readings_checks(
+    partitions: dg.DailyPartitionsDefinition,
+) -> list[dg.AssetChecksDefinition]:
+    """The checks on each day of raw readings (days of the plant's time zone)."""
+
+    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    def raw_readings_in_physical_range(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Every reading of the day lies inside its metric's min/max in core.metrics."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            outcome = quality.check_raw_values_in_range(
+                conn, window.start, window.end, partitions.timezone
+            )
+        return _result(
+            context, warehouse, "raw_readings", "raw_readings_in_physical_range", outcome
+        )
+
+    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    def raw_readings_not_in_future(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """No reading anywhere is stamped after now (5 minutes of clock skew allowed)."""
+        with warehouse.connect() as conn:
+            outcome = quality.check_raw_no_future_readings(
+                conn, dt.datetime.now(dt.UTC), partitions.timezone
+            )
+        return _result(context, warehouse, "raw_readings", "raw_readings_not_in_future", outcome)
+
+    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    def raw_readings_counters_monotonic(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Counters only step back at a rollover or a reset recorded in core.counter_resets
+        (a warning: hourly_energy already reads an unrecorded drop as a reset)."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            outcome = quality.check_raw_counters_monotonic(
+                conn, window.start, window.end, partitions.timezone
+            )
+        return _result(
+            context,
+            warehouse,
+            "raw_readings",
+            "raw_readings_counters_monotonic",
+            outcome,
+            dg.AssetCheckSeverity.WARN,
+        )
+
+    return [
+        raw_readings_in_physical_range,
+        raw_readings_not_in_future,
+        raw_readings_counters_monotonic,
+    ]
+
+
 # Checks whose failure on a day keeps that day's raw readings from retention.
 RETENTION_REQUIRES = {
     "hourly_energy": ("hourly_energy_not_negative", "hourly_energy_counter_matches_power"),

@@ -7,7 +7,6 @@ import datetime as dt
 import dagster as dg
 
 from enms_dagster.charts import bar_chart_markdown, markdown_table
-from enms_dagster.partitions import daily_partitions
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.transforms import (
     rebuild_fct_energy_hourly,
@@ -16,167 +15,171 @@ from enms_dagster.transforms import (
 )
 
 
-@dg.asset(
-    group_name="marts",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["hourly_energy"],
-    kinds={"postgres", "sql"},
-)
-def kpi_daily(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """marts.kpi_daily: energy, average kW, 15-minute peak and load factor per machine and day."""
-    window = context.partition_time_window
-    first: dt.date = window.start.date()
-    last: dt.date = (window.end - dt.timedelta(seconds=1)).date()
-    with warehouse.connect() as conn:
-        rows = rebuild_kpi_daily(conn, first, last)
-        per_machine = conn.execute(
-            "SELECT machine_id, sum(energy_kwh), max(peak_15min_kw) FROM marts.kpi_daily "
-            "WHERE local_date BETWEEN %s AND %s GROUP BY machine_id ORDER BY machine_id",
-            (first, last),
-        ).fetchall()
-    total = sum(kwh for _, kwh, _ in per_machine)
-    metadata = {
-        "rows": rows,
-        "days": f"{first} .. {last}",
-        "total_energy_kwh": round(total, 3),
-        "machines": len(per_machine),
-        "energy_by_machine": dg.MetadataValue.md(
-            markdown_table(["machine", "kWh", "peak 15-min kW"], per_machine)
-        ),
-    }
-    if per_machine:
-        metadata["energy_chart"] = dg.MetadataValue.md(
-            bar_chart_markdown(
-                [m for m, _, _ in per_machine],
-                [kwh for _, kwh, _ in per_machine],
-                f"Energy by machine, {first} .. {last}",
-                "kWh",
-            )
-        )
-    return dg.MaterializeResult(metadata=metadata)
-
-
 def _window_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     """First and last local day of the partition window (one day, or a backfill range)."""
     window = context.partition_time_window
     return window.start.date(), (window.end - dt.timedelta(seconds=1)).date()
 
 
-@dg.asset(
-    group_name="marts",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["hourly_energy", "hourly_drivers", "plant_registry"],
-    kinds={"postgres", "sql"},
-)
-def fct_energy_hourly(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """marts.fct_energy_hourly: kWh, power, state hours, parts and completeness per machine and
-    hour, with the shift flag, the time-of-use price and cost (periods matched in local time)
-    and the CO2e of the hour."""
-    window = context.partition_time_window
-    with warehouse.connect() as conn:
-        rows = rebuild_fct_energy_hourly(conn, window.start, window.end)
-        periods = conn.execute(
-            "SELECT COALESCE(tariff_period, '(none)'), count(*), sum(energy_kwh), "
-            "sum(energy_cost), sum(energy_cost) / NULLIF(sum(energy_kwh), 0), sum(co2e_kg) "
-            "FROM marts.fct_energy_hourly WHERE hour_start >= %s AND hour_start < %s "
-            "GROUP BY 1 ORDER BY 1",
-            (window.start, window.end),
-        ).fetchall()
-        profile = conn.execute(
-            "SELECT local_hour, sum(energy_kwh) FROM marts.fct_energy_hourly "
-            "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
-            (window.start, window.end),
-        ).fetchall()
-    first, last = _window_days(context)
-    metadata = {
-        "rows": rows,
-        "days": f"{first} .. {last}",
-        "energy_kwh": round(sum(p[2] or 0 for p in periods), 3),
-        "energy_cost": round(sum(p[3] or 0 for p in periods), 2),
-        "co2e_kg": round(sum(p[5] or 0 for p in periods), 1),
-        "tariff_periods": dg.MetadataValue.md(
-            markdown_table(
-                ["period", "machine-hours", "kWh", "cost", "mean price / kWh", "kg CO2e"],
-                periods,
-            )
-        ),
-    }
-    if profile:
-        metadata["load_profile_chart"] = dg.MetadataValue.md(
-            bar_chart_markdown(
-                [f"{hour:02d}:00" for hour, _ in profile],
-                [kwh for _, kwh in profile],
-                f"kWh by local hour, all machines, {first} .. {last}",
-                "kWh",
-            )
-        )
-    return dg.MaterializeResult(metadata=metadata)
+def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """kpi_daily, fct_energy_hourly and fct_kpi_daily over the plant's daily partitions."""
 
-
-@dg.asset(
-    group_name="marts",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["fct_energy_hourly", "raw_readings"],
-    kinds={"postgres", "sql"},
-)
-def fct_kpi_daily(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """marts.fct_kpi_daily: energy, SEC, peak demand, load factor, base load, idle and
-    out-of-hours energy, time-of-use cost with the demand charge share, and CO2e per local day
-    for each machine, line and site. Line and site peaks read the day's power readings."""
-    first, last = _window_days(context)
-    with warehouse.connect() as conn:
-        rows = rebuild_fct_kpi_daily(conn, first, last)
-        sites = conn.execute(
-            "SELECT level_id, local_date, energy_kwh, peak_15min_kw, load_factor, base_load_kw, "
-            "out_of_hours_share, total_cost, co2e_kg FROM marts.fct_kpi_daily "
-            "WHERE level = 'site' AND local_date BETWEEN %s AND %s ORDER BY 1, 2",
-            (first, last),
-        ).fetchall()
-        lines = conn.execute(
-            "SELECT site_id || ' / ' || level_id, sum(energy_kwh), max(peak_15min_kw), "
-            "sum(energy_kwh) / NULLIF(sum(parts), 0), sum(total_cost) FROM marts.fct_kpi_daily "
-            "WHERE level = 'line' AND local_date BETWEEN %s AND %s GROUP BY 1 ORDER BY 1",
-            (first, last),
-        ).fetchall()
-    metadata = {
-        "rows": rows,
-        "days": f"{first} .. {last}",
-        "sites": dg.MetadataValue.md(
-            markdown_table(
-                [
-                    "site",
-                    "day",
+    @dg.asset(
+        group_name="marts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["hourly_energy"],
+        kinds={"postgres", "sql"},
+    )
+    def kpi_daily(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """marts.kpi_daily: energy, average kW, 15-minute peak and load factor per machine and
+        day."""
+        window = context.partition_time_window
+        first: dt.date = window.start.date()
+        last: dt.date = (window.end - dt.timedelta(seconds=1)).date()
+        with warehouse.connect() as conn:
+            rows = rebuild_kpi_daily(conn, first, last)
+            per_machine = conn.execute(
+                "SELECT machine_id, sum(energy_kwh), max(peak_15min_kw) FROM marts.kpi_daily "
+                "WHERE local_date BETWEEN %s AND %s GROUP BY machine_id ORDER BY machine_id",
+                (first, last),
+            ).fetchall()
+        total = sum(kwh for _, kwh, _ in per_machine)
+        metadata = {
+            "rows": rows,
+            "days": f"{first} .. {last}",
+            "total_energy_kwh": round(total, 3),
+            "machines": len(per_machine),
+            "energy_by_machine": dg.MetadataValue.md(
+                markdown_table(["machine", "kWh", "peak 15-min kW"], per_machine)
+            ),
+        }
+        if per_machine:
+            metadata["energy_chart"] = dg.MetadataValue.md(
+                bar_chart_markdown(
+                    [m for m, _, _ in per_machine],
+                    [kwh for _, kwh, _ in per_machine],
+                    f"Energy by machine, {first} .. {last}",
                     "kWh",
-                    "peak 15-min kW",
-                    "load factor",
-                    "base load kW",
-                    "out-of-hours share",
+                )
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        group_name="marts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["hourly_energy", "hourly_drivers", "plant_registry"],
+        kinds={"postgres", "sql"},
+    )
+    def fct_energy_hourly(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """marts.fct_energy_hourly: kWh, power, state hours, parts and completeness per machine and
+        hour, with the shift flag, the time-of-use price and cost (periods matched in local time)
+        and the CO2e of the hour."""
+        window = context.partition_time_window
+        with warehouse.connect() as conn:
+            rows = rebuild_fct_energy_hourly(conn, window.start, window.end)
+            periods = conn.execute(
+                "SELECT COALESCE(tariff_period, '(none)'), count(*), sum(energy_kwh), "
+                "sum(energy_cost), sum(energy_cost) / NULLIF(sum(energy_kwh), 0), sum(co2e_kg) "
+                "FROM marts.fct_energy_hourly WHERE hour_start >= %s AND hour_start < %s "
+                "GROUP BY 1 ORDER BY 1",
+                (window.start, window.end),
+            ).fetchall()
+            profile = conn.execute(
+                "SELECT local_hour, sum(energy_kwh) FROM marts.fct_energy_hourly "
+                "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
+                (window.start, window.end),
+            ).fetchall()
+        first, last = _window_days(context)
+        metadata = {
+            "rows": rows,
+            "days": f"{first} .. {last}",
+            "energy_kwh": round(sum(p[2] or 0 for p in periods), 3),
+            "energy_cost": round(sum(p[3] or 0 for p in periods), 2),
+            "co2e_kg": round(sum(p[5] or 0 for p in periods), 1),
+            "tariff_periods": dg.MetadataValue.md(
+                markdown_table(
+                    ["period", "machine-hours", "kWh", "cost", "mean price / kWh", "kg CO2e"],
+                    periods,
+                )
+            ),
+        }
+        if profile:
+            metadata["load_profile_chart"] = dg.MetadataValue.md(
+                bar_chart_markdown(
+                    [f"{hour:02d}:00" for hour, _ in profile],
+                    [kwh for _, kwh in profile],
+                    f"kWh by local hour, all machines, {first} .. {last}",
+                    "kWh",
+                )
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        group_name="marts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["fct_energy_hourly", "raw_readings"],
+        kinds={"postgres", "sql"},
+    )
+    def fct_kpi_daily(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """marts.fct_kpi_daily: energy, SEC, peak demand, load factor, base load, idle and
+        out-of-hours energy, time-of-use cost with the demand charge share, and CO2e per local day
+        for each machine, line and site. Line and site peaks read the day's power readings."""
+        first, last = _window_days(context)
+        with warehouse.connect() as conn:
+            rows = rebuild_fct_kpi_daily(conn, first, last)
+            sites = conn.execute(
+                "SELECT level_id, local_date, energy_kwh, peak_15min_kw, load_factor, "
+                "base_load_kw, out_of_hours_share, total_cost, co2e_kg FROM marts.fct_kpi_daily "
+                "WHERE level = 'site' AND local_date BETWEEN %s AND %s ORDER BY 1, 2",
+                (first, last),
+            ).fetchall()
+            lines = conn.execute(
+                "SELECT site_id || ' / ' || level_id, sum(energy_kwh), max(peak_15min_kw), "
+                "sum(energy_kwh) / NULLIF(sum(parts), 0), sum(total_cost) FROM marts.fct_kpi_daily "
+                "WHERE level = 'line' AND local_date BETWEEN %s AND %s GROUP BY 1 ORDER BY 1",
+                (first, last),
+            ).fetchall()
+        metadata = {
+            "rows": rows,
+            "days": f"{first} .. {last}",
+            "sites": dg.MetadataValue.md(
+                markdown_table(
+                    [
+                        "site",
+                        "day",
+                        "kWh",
+                        "peak 15-min kW",
+                        "load factor",
+                        "base load kW",
+                        "out-of-hours share",
+                        "cost",
+                        "kg CO2e",
+                    ],
+                    sites,
+                )
+            ),
+            "lines": dg.MetadataValue.md(
+                markdown_table(["line", "kWh", "peak 15-min kW", "kWh / part", "cost"], lines)
+            ),
+        }
+        if lines:
+            metadata["line_cost_chart"] = dg.MetadataValue.md(
+                bar_chart_markdown(
+                    [line for line, *_ in lines],
+                    [cost or 0.0 for *_, cost in lines],
+                    f"Energy and demand cost by line, {first} .. {last}",
                     "cost",
-                    "kg CO2e",
-                ],
-                sites,
+                )
             )
-        ),
-        "lines": dg.MetadataValue.md(
-            markdown_table(["line", "kWh", "peak 15-min kW", "kWh / part", "cost"], lines)
-        ),
-    }
-    if lines:
-        metadata["line_cost_chart"] = dg.MetadataValue.md(
-            bar_chart_markdown(
-                [line for line, *_ in lines],
-                [cost or 0.0 for *_, cost in lines],
-                f"Energy and demand cost by line, {first} .. {last}",
-                "cost",
-            )
-        )
-    return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [kpi_daily, fct_energy_hourly, fct_kpi_daily]

@@ -5,20 +5,22 @@ import dagster as dg
 
 from enms_dagster.charts import markdown_table
 from enms_dagster.ingest.batches import IngestorHealth, read_ingestor_health
-from enms_dagster.partitions import daily_partitions
 from enms_dagster.resources import WarehouseResource
 
-raw_readings = dg.AssetSpec(
-    "raw_readings",
-    description=(
-        "raw.readings: every reading landed by the ingestor, once per machine, metric and ts. "
-        "Written outside Dagster; the raw_readings_sensor reports each touched day."
-    ),
-    group_name="raw",
-    partitions_def=daily_partitions,
-    deps=["plant_registry"],
-    kinds={"postgres", "mqtt"},
-)
+
+def build_raw_readings(partitions: dg.DailyPartitionsDefinition) -> dg.AssetSpec:
+    """raw_readings, external to Dagster, over the plant's daily partitions."""
+    return dg.AssetSpec(
+        "raw_readings",
+        description=(
+            "raw.readings: every reading landed by the ingestor, once per machine, metric and ts. "
+            "Written outside Dagster; the raw_readings_sensor reports each touched day."
+        ),
+        group_name="raw",
+        partitions_def=partitions,
+        deps=["plant_registry"],
+        kinds={"postgres", "mqtt"},
+    )
 
 
 def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
@@ -51,7 +53,7 @@ def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=raw_readings.key, name="ingestor_alive")
+@dg.asset_check(asset="raw_readings", name="ingestor_alive")
 def ingestor_alive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """At least one ingestor sent a heartbeat in the last minute; shows each one's state,
     queue, throughput, quarantine rate and last error, and names members that crashed or fell

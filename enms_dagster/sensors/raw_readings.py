@@ -14,7 +14,6 @@ from enms_dagster.ingest.batches import (
     read_new_batches,
 )
 from enms_dagster.jobs import energy_job
-from enms_dagster.partitions import PLANT_TIMEZONE, daily_partitions
 from enms_dagster.resources import WarehouseResource
 
 
@@ -36,58 +35,63 @@ def materialization_for(activity: DayActivity, now: dt.datetime) -> dg.AssetMate
     )
 
 
-@dg.sensor(
-    job=energy_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Reports each day partition of raw_readings that new batches touched, and requests the "
-        "energy job for those days (late data re-materializes the past day it belongs to). "
-        "Running by default: it only reads the batch log and requests idempotent runs."
-    ),
-)
-def raw_readings_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Reports each day partition of raw_readings that new batches touched, and requests the
-    energy job for those days (late data re-materializes the past day it belongs to).
-    Running by default: it only reads the batch log and requests idempotent runs."""
-    state = _load_cursor(context.cursor)
-    now = dt.datetime.now(dt.UTC)
-    before = BatchCursor(state["batch"], {int(k): v for k, v in state["gaps"].items()})
-    with warehouse.connect() as conn:
-        cursor, days = read_new_batches(conn, before, ZoneInfo(PLANT_TIMEZONE), now)
-        health = read_ingestor_health(conn)
-    # Ingestor health goes to the UI with every batch, when it changes, and every 10 minutes.
-    report_health = (
-        bool(days)
-        or health.alive != state["alive"]
-        or health.down != state["down"]
-        or now.timestamp() - state["health"] > 600
+def build_raw_readings_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
+    """The raw_readings sensor, reporting days of the plant's daily partitions."""
+
+    @dg.sensor(
+        job=energy_job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Reports each day partition of raw_readings that new batches touched, and requests the "
+            "energy job for those days (late data re-materializes the past day it belongs to). "
+            "Running by default: it only reads the batch log and requests idempotent runs."
+        ),
     )
-    health_events = []
-    if report_health:
-        health_events = [_check_evaluation(health)]
-        state["health"], state["alive"] = now.timestamp(), health.alive
-        state["down"] = health.down
-    state["batch"], state["gaps"] = cursor.last_id, cursor.gaps
-    if not days and not health_events:
-        context.update_cursor(json.dumps(state))
-        return dg.SkipReason(f"no readings landed after batch {before.last_id}")
-    valid = set(daily_partitions.get_partition_keys())
-    landed = [a for a in days if a.readings_inserted > 0 and a.day.isoformat() in valid]
-    return dg.SensorResult(
-        asset_events=[materialization_for(a, now) for a in days if a.day.isoformat() in valid]
-        + health_events,
-        run_requests=[
-            dg.RunRequest(
-                partition_key=a.day.isoformat(),
-                run_key=f"energy-{a.day.isoformat()}-{cursor.last_id}",
-            )
-            for a in landed
-        ],
-        cursor=json.dumps(state),
-    )
+    def raw_readings_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Reports each day partition of raw_readings that new batches touched, and requests the
+        energy job for those days (late data re-materializes the past day it belongs to).
+        Running by default: it only reads the batch log and requests idempotent runs."""
+        state = _load_cursor(context.cursor)
+        now = dt.datetime.now(dt.UTC)
+        before = BatchCursor(state["batch"], {int(k): v for k, v in state["gaps"].items()})
+        with warehouse.connect() as conn:
+            cursor, days = read_new_batches(conn, before, ZoneInfo(partitions.timezone), now)
+            health = read_ingestor_health(conn)
+        # Ingestor health goes to the UI with every batch, when it changes, and every 10 minutes.
+        report_health = (
+            bool(days)
+            or health.alive != state["alive"]
+            or health.down != state["down"]
+            or now.timestamp() - state["health"] > 600
+        )
+        health_events = []
+        if report_health:
+            health_events = [_check_evaluation(health)]
+            state["health"], state["alive"] = now.timestamp(), health.alive
+            state["down"] = health.down
+        state["batch"], state["gaps"] = cursor.last_id, cursor.gaps
+        if not days and not health_events:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason(f"no readings landed after batch {before.last_id}")
+        valid = set(partitions.get_partition_keys())
+        landed = [a for a in days if a.readings_inserted > 0 and a.day.isoformat() in valid]
+        return dg.SensorResult(
+            asset_events=[materialization_for(a, now) for a in days if a.day.isoformat() in valid]
+            + health_events,
+            run_requests=[
+                dg.RunRequest(
+                    partition_key=a.day.isoformat(),
+                    run_key=f"energy-{a.day.isoformat()}-{cursor.last_id}",
+                )
+                for a in landed
+            ],
+            cursor=json.dumps(state),
+        )
+
+    return raw_readings_sensor
 
 
 def _load_cursor(cursor: str | None) -> dict:
