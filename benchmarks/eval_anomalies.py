@@ -33,7 +33,7 @@ from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_da
 from enms_dagster.analytics.evaluation import evaluate
 from enms_dagster.anomaly_store import evaluation_report, read_events, read_fault_labels
 from enms_dagster.assets.anomalies import anomalies
-from enms_dagster.baselines import fit_and_register
+from enms_dagster.baselines.registry import fit_and_register
 from enms_dagster.partitions import PLANT_TIMEZONE
 from enms_dagster.plant import Plant
 from enms_dagster.resources import PlantResource, WarehouseResource

@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser(
         "migrate",
-        help="apply the SQL migrations in sql/migrations that are not applied yet",
+        help="apply the SQL migrations in enms_dagster/db/migrations that are not applied yet",
         description="Apply pending migrations in order, each in a transaction; safe to repeat.",
     )
     migrate.set_defaults(func=_cmd_migrate)

@@ -1,8 +1,10 @@
 """Connections to the warehouse and the one idempotent migration runner.
 
-Migrations are the files ``sql/migrations/NNNN_name.sql``, applied in order, each in its own
-transaction, recorded in ``public.enms_schema_migrations`` with a checksum. Running the runner
-twice changes nothing; an applied file that was edited afterwards is an error, not a silent skip.
+Migrations are the files ``enms_dagster/db/migrations/NNNN_name.sql`` (package data,
+read through ``importlib.resources`` so an installed wheel migrates too), applied in order,
+each in its own transaction, recorded in ``public.enms_schema_migrations`` with a checksum.
+Running the runner twice changes nothing; an applied file that was edited afterwards is an
+error, not a silent skip.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from enms_dagster.settings import REPO_DIR, Settings
+from enms_dagster.settings import Settings
 
-MIGRATIONS_DIR = REPO_DIR / "sql" / "migrations"
+MIGRATIONS_DIR = files("enms_dagster.db") / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every runner of this project.
 _MIGRATION_LOCK_KEY = 5_005_001
@@ -30,7 +33,7 @@ _MIGRATION_LOCK_KEY = 5_005_001
 class Migration:
     version: int
     name: str
-    path: Path
+    path: Traversable
 
     @property
     def checksum(self) -> str:
@@ -52,9 +55,11 @@ def connect(database_url: str, **kwargs) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted(
+        (p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+    ):
         match = _MIGRATION_NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_snake_name.sql")
@@ -66,7 +71,7 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def migrate(
-    database_url: str, directory: Path = MIGRATIONS_DIR, *, lock_wait_s: float | None = None
+    database_url: str, directory: Traversable = MIGRATIONS_DIR, *, lock_wait_s: float | None = None
 ) -> list[Migration]:
     """Apply the migrations not yet applied; return those applied by this call.
 

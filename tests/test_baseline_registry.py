@@ -9,7 +9,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from enms_dagster.baselines import (
+from enms_dagster.baselines.registry import (
     active_models,
     expected_energy,
     fit_and_register,

@@ -1,0 +1,1 @@
+"""The warehouse: connections, the migration runner, its migrations and database functions."""
