@@ -22,9 +22,9 @@ import pandas as pd
 from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_database
 
 from enms_dagster.assets.forecasts import forecast_accuracy, forecast_champions, load_forecasts
+from enms_dagster.db import connect
 from enms_dagster.partitions import PLANT_TIMEZONE
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.warehouse import connect
 
 
 def main() -> None:

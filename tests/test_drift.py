@@ -18,7 +18,7 @@ from enms_dagster.analytics.drift import (
     detect_drift,
     residual_sigma,
 )
-from enms_dagster.warehouse import connect
+from enms_dagster.db import connect
 
 K, H = DriftSettings().allowance, DriftSettings().threshold
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from enms_dagster.warehouse import connect
+from enms_dagster.db import connect
 
 FIRST, LAST = dt.date(2026, 3, 29), dt.date(2026, 4, 4)  # a week with the clock change, Good Friday
 NEXT = LAST + dt.timedelta(days=1)  # the day after the history: no actuals, a live forecast

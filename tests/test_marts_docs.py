@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from enms_dagster.marts_docs import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
-from enms_dagster.warehouse import connect, libpq_url, migrate
+from enms_dagster.db import connect, libpq_url, migrate
+from enms_dagster.db.dictionary import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from enms_dagster.db import connect
 from enms_dagster.definitions import defs
 from enms_dagster.partitions import daily_partitions
 from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.sensors.raw_readings import raw_readings_sensor
-from enms_dagster.warehouse import connect
 from tests.conftest import SMALL_PLANT, land_simulated, reset_warehouse
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Connections to the warehouse and the one idempotent migration runner.
+"""The one idempotent migration runner.
 
 Migrations are the files ``enms_dagster/db/migrations/NNNN_name.sql`` (package data,
 read through ``importlib.resources`` so an installed wheel migrates too), applied in order,
@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -21,6 +19,7 @@ from importlib.resources.abc import Traversable
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from enms_dagster.db.connection import connect
 from enms_dagster.settings import Settings
 
 MIGRATIONS_DIR = files("enms_dagster.db") / "migrations"
@@ -42,17 +41,6 @@ class Migration:
 
 class MigrationError(RuntimeError):
     pass
-
-
-def libpq_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) where psycopg wants libpq ones."""
-    return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
-
-
-@contextmanager
-def connect(database_url: str, **kwargs) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq_url(database_url), **kwargs) as conn:
-        yield conn
 
 
 def discover_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
