@@ -42,9 +42,12 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     with running_services(settings) as services:
-        applied = migrate(services.database_url)
+        functions = []
+        applied = migrate(services.database_url, on_function=functions.append)
         for m in applied:
             print(f"applied {m.version:04d}_{m.name}")
+        for f in functions:
+            print(f"applied function {f.name}")
         print(f"schema at version {max(applied_versions(services.database_url), default=0)}")
         _register_plant(services.database_url, settings)
     return 0

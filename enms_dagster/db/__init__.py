@@ -4,20 +4,28 @@
 
 from enms_dagster.db.connection import connect, libpq_url
 from enms_dagster.db.runner import (
+    FUNCTIONS_DIR,
     MIGRATIONS_DIR,
+    DatabaseFunction,
     Migration,
     MigrationError,
+    applied_functions,
     applied_versions,
+    discover_functions,
     discover_migrations,
     migrate,
 )
 
 __all__ = [
+    "FUNCTIONS_DIR",
     "MIGRATIONS_DIR",
+    "DatabaseFunction",
     "Migration",
     "MigrationError",
+    "applied_functions",
     "applied_versions",
     "connect",
+    "discover_functions",
     "discover_migrations",
     "libpq_url",
     "migrate",
