@@ -29,6 +29,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from enms_dagster.db import migrate  # noqa: E402
 from enms_dagster.ingest.landing import load_registry_view  # noqa: E402
 from enms_dagster.ingest.payload import parse_message  # noqa: E402
 from enms_dagster.ingest.service import Ingestor  # noqa: E402
@@ -37,7 +38,6 @@ from enms_dagster.plant.store import save_plant  # noqa: E402
 from enms_dagster.settings import DEFAULT_PLANT_FILE  # noqa: E402
 from enms_dagster.simulator import simulate, to_payloads  # noqa: E402
 from enms_dagster.simulator.publish import connect_publisher  # noqa: E402
-from enms_dagster.warehouse import migrate  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 
 ADMIN_DSN = os.environ.get("ENMS_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

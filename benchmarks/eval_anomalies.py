@@ -33,14 +33,14 @@ from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_da
 from enms_dagster.analytics.evaluation import evaluate
 from enms_dagster.anomaly_store import evaluation_report, read_events, read_fault_labels
 from enms_dagster.assets.anomalies import build_anomalies
-from enms_dagster.baselines import fit_and_register
+from enms_dagster.baselines.registry import fit_and_register
+from enms_dagster.db import connect
 from enms_dagster.partitions import daily_partitions, plant_timezone
 from enms_dagster.plant import Plant
 from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator import simulate
 from enms_dagster.simulator.faults import KINDS_BY_TYPE, FaultLabel, plan_faults
-from enms_dagster.warehouse import connect
 
 
 def fault_free_machines(plant: Plant, spec: str) -> list[str]:

@@ -18,8 +18,8 @@ import time
 from history import land_history, sampled_reference_plant, scratch_database
 
 from enms_dagster.analytics.baselines import ASHRAE14
-from enms_dagster.baselines import fit_and_register
-from enms_dagster.warehouse import connect
+from enms_dagster.baselines.registry import fit_and_register
+from enms_dagster.db import connect
 
 
 def main() -> None:

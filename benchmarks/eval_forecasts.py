@@ -26,9 +26,9 @@ from enms_dagster.assets.forecasts import (
     forecast_accuracy,
     forecast_champions,
 )
+from enms_dagster.db import connect
 from enms_dagster.partitions import daily_partitions, plant_timezone
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.warehouse import connect
 
 
 def main() -> None:

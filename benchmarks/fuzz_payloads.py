@@ -335,10 +335,10 @@ def run_parser(
 
 
 def run_live(cases: list[Case], results: list[ParsedMessage], plant: Plant) -> dict:
+    from enms_dagster.db import migrate
     from enms_dagster.ingest.service import Ingestor
     from enms_dagster.plant.store import save_plant
     from enms_dagster.simulator.publish import connect_publisher
-    from enms_dagster.warehouse import migrate
     from tests.brokers import Mosquitto
 
     expected_keys = {(m, metric, ts) for out in results for m, metric, ts, _ in out.readings}

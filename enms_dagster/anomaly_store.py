@@ -1,5 +1,5 @@
 """Reading the inputs of anomaly detection (hourly energy, and what the raw-reading detectors
-need from ``sql/anomalies``) and storing its flags and events, with no Dagster in it (the asset
+need from ``anomalies/sql``) and storing its flags and events, with no Dagster in it (the asset
 ``anomalies`` and the CLI call these).
 
 Flags are replaced a window at a time (delete + insert). Events are then recomputed from the
@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -40,21 +39,15 @@ from enms_dagster.analytics.events import (
     group_runs,
     reconcile_events,
 )
-from enms_dagster.baselines import expected_energy
+from enms_dagster.baselines.registry import expected_energy
+from enms_dagster.db.sql_files import read_sql
 from enms_dagster.plant import Plant
-from enms_dagster.settings import REPO_DIR
 
-SQL_DIR = REPO_DIR / "sql" / "anomalies"
 # Any constant works; it serializes concurrent runs of the anomalies asset.
 _EVENTS_LOCK_KEY = 5_005_009
 # How far beyond the window a run of identical power readings is followed, so that a run
 # crossing midnight is judged whole whichever day is computed first.
 _FROZEN_RUN_MARGIN = dt.timedelta(hours=1)
-
-
-@cache
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
 
 
 _HOURLY_SQL = """
@@ -156,7 +149,8 @@ def update_signal_noise(
                 (low, high),
             )
             cursor = conn.execute(
-                _sql("hourly_signal_noise"), {"metrics": metrics, "start": low, "end": high}
+                read_sql("enms_dagster.anomalies", "hourly_signal_noise"),
+                {"metrics": metrics, "start": low, "end": high},
             )
             written += cursor.rowcount
     return written
@@ -183,13 +177,13 @@ def read_raw_signals(
     of [since, end) (from ``core.hourly_signal_noise``: run ``update_signal_noise`` first)."""
     steps = _frame(
         conn.execute(
-            _sql("counter_steps_back"),
+            read_sql("enms_dagster.anomalies", "counter_steps_back"),
             {"metrics": list(RESET_METRICS), "start": start, "end": end},
         )
     )
     runs = _frame(
         conn.execute(
-            _sql("frozen_power_runs"),
+            read_sql("enms_dagster.anomalies", "frozen_power_runs"),
             {
                 "start": start,
                 "end": end,

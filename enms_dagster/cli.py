@@ -21,9 +21,9 @@ def _register_plant(database_url: str, settings: Settings, out=None) -> None:
     warehouse lands their telemetry instead of quarantining it as unknown_machine. Registered
     rows stay as they are (a plant registered from another file keeps its sample intervals);
     the plant_registry asset makes the registry follow the file."""
+    from enms_dagster.db import connect
     from enms_dagster.plant import load_plant
     from enms_dagster.plant.store import add_missing_plant
-    from enms_dagster.warehouse import connect
 
     plant = load_plant(settings.plant_file)
     with connect(database_url, autocommit=True) as conn:
@@ -37,14 +37,17 @@ def _register_plant(database_url: str, settings: Settings, out=None) -> None:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
+    from enms_dagster.db import applied_versions, migrate
     from enms_dagster.services import running_services
-    from enms_dagster.warehouse import applied_versions, migrate
 
     settings = Settings.from_env()
     with running_services(settings) as services:
-        applied = migrate(services.database_url)
+        functions = []
+        applied = migrate(services.database_url, on_function=functions.append)
         for m in applied:
             print(f"applied {m.version:04d}_{m.name}")
+        for f in functions:
+            print(f"applied function {f.name}")
         print(f"schema at version {max(applied_versions(services.database_url), default=0)}")
         _register_plant(services.database_url, settings)
     return 0
@@ -58,9 +61,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
+    from enms_dagster.db import migrate
     from enms_dagster.demo import dagster_instance
     from enms_dagster.services import running_services
-    from enms_dagster.warehouse import migrate
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -91,9 +94,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.share_group is not None:
         print(SHARE_GROUP_WITHDRAWN, file=sys.stderr)
         return 2
+    from enms_dagster.db import migrate
     from enms_dagster.ingest.service import run_ingestor
     from enms_dagster.services import running_services
-    from enms_dagster.warehouse import migrate
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -119,9 +122,9 @@ SHARE_GROUP_WITHDRAWN = (
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.quarantine import pending_entries, redrive, summarize
     from enms_dagster.services import running_services
-    from enms_dagster.warehouse import connect, migrate
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -168,9 +171,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
     from enms_dagster.services import running_services
-    from enms_dagster.warehouse import connect, migrate
 
     settings = Settings.from_env()
     window = settings.readings_window(since=args.since)
@@ -202,8 +205,8 @@ def _since(text: str):
 def _migrated_warehouse(settings: Settings) -> Iterator[str]:
     """The warehouse URL, migrated: ENMS_DATABASE_URL, or the embedded PostgreSQL when unset (the
     database commands need no broker)."""
+    from enms_dagster.db import migrate
     from enms_dagster.services import start_embedded_postgres
-    from enms_dagster.warehouse import migrate
 
     with contextlib.ExitStack() as stack:
         database_url = settings.database_url
@@ -215,8 +218,8 @@ def _migrated_warehouse(settings: Settings) -> Iterator[str]:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from enms_dagster.marts_docs import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
+    from enms_dagster.db.dictionary import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
 
     with _migrated_warehouse(Settings.from_env()) as database_url, connect(database_url) as conn:
         text = render_marts_docs(conn)
@@ -237,13 +240,13 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyst_password(args: argparse.Namespace) -> int:
-    from enms_dagster.marts_docs import (
+    from enms_dagster.db import connect
+    from enms_dagster.db.roles import (
         ANALYST_ROLE,
         analyst_access_gaps,
         set_analyst_limits,
         set_analyst_password,
     )
-    from enms_dagster.warehouse import connect
 
     password = None
     if not args.disable:
@@ -310,7 +313,7 @@ def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from enms_dagster.anomaly_store import evaluation_report
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     end = dt.datetime.now(dt.UTC)
     with _migrated_warehouse(Settings.from_env()) as database_url, connect(database_url) as conn:
@@ -327,7 +330,7 @@ def _cmd_alerts_ack(args: argparse.Namespace) -> int:
     import getpass
 
     from enms_dagster.alerts import acknowledge
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:
         with connect(database_url, autocommit=True) as conn:
@@ -341,7 +344,7 @@ def _cmd_alerts_ack(args: argparse.Namespace) -> int:
 
 def _cmd_alerts_status(args: argparse.Namespace) -> int:
     from enms_dagster.alert_delivery import delivery_status
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:
         with connect(database_url, autocommit=True) as conn:
@@ -363,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser(
         "migrate",
-        help="apply the SQL migrations in sql/migrations that are not applied yet",
+        help="apply the SQL migrations in enms_dagster/db/migrations that are not applied yet",
         description="Apply pending migrations in order, each in a transaction; safe to repeat.",
     )
     migrate.set_defaults(func=_cmd_migrate)

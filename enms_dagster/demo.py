@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from enms_dagster.assets.plant import plant_registry
+from enms_dagster.db import connect, migrate
 from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
@@ -30,7 +31,6 @@ from enms_dagster.settings import Settings
 from enms_dagster.simulator.backfill import backfill_direct, print_bar
 from enms_dagster.simulator.faults import FaultLabel, plan_faults
 from enms_dagster.simulator.publish import PublishResult, print_progress, publish_simulation
-from enms_dagster.warehouse import connect, migrate
 
 # The demo prints its own summary; Dagster's step log stays in the run (see it in the UI).
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

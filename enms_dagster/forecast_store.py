@@ -10,7 +10,6 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -35,18 +34,12 @@ from enms_dagster.analytics.forecasts import (
     pool_daily_scores,
     score_forecasts,
 )
-from enms_dagster.baselines import active_models, expected_energy, load_hourly_frame
-from enms_dagster.settings import REPO_DIR
+from enms_dagster.baselines.registry import active_models, expected_energy, load_hourly_frame
+from enms_dagster.db.sql_files import read_sql
 
-SQL_DIR = REPO_DIR / "sql" / "forecasts"
 SCOPES = ("machine", "site")
 FORECAST_DEFAULTS = ForecastSettings()
 DRIFT_DEFAULTS = DriftSettings()
-
-
-@cache
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -90,7 +83,7 @@ def load_calendar(
     from the site's shifts and holidays: known for future days too."""
     with conn.cursor() as cur:
         cur.execute(
-            _sql("calendar_hours"),
+            read_sql("enms_dagster.forecasts", "calendar_hours"),
             {"scope": scope, "scope_ids": list(scope_ids), "first_date": first, "last_date": last},
         )
         frame = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
@@ -406,7 +399,7 @@ def daily_residuals(
 ) -> list[tuple[int, str, float, pd.DataFrame]]:
     """Per machine with an active daily baseline: (model_id, machine_id, σ, residual frame) for
     the complete local days (≥ 23 hours) after the baseline period, actual and expected kWh from
-    ``enms_dagster.baselines.expected_energy``."""
+    ``enms_dagster.baselines.registry.expected_energy``."""
     models = active_models(conn, "daily", scope="machine")
     if not models:
         return []

@@ -1,24 +1,16 @@
-"""Warehouse transformations that run inside PostgreSQL (SQL in ``sql/transforms``), each a
-delete-then-insert over a time window in one transaction, so re-running a window is idempotent."""
+"""Warehouse transformations that run inside PostgreSQL (SQL in ``hourly/sql`` and
+``marts/sql``), each a delete-then-insert over a time window in one transaction, so re-running
+a window is idempotent."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from functools import cache
 
 import psycopg
 from psycopg import sql
 
-from enms_dagster.settings import REPO_DIR
-
-TRANSFORMS_DIR = REPO_DIR / "sql" / "transforms"
-
-
-@cache
-def _sql(name: str) -> str:
-    return (TRANSFORMS_DIR / f"{name}.sql").read_text()
-
+from enms_dagster.db.sql_files import read_sql
 
 # Power samples further apart than this are not bridged by power integration (a gap, not a step).
 MAX_POWER_GAP_S = 900
@@ -41,7 +33,7 @@ def rebuild_hourly_energy(
 ) -> int:
     """Recompute ``core.hourly_energy`` for the hours in [start, end) from the readings in
     (start, end] (and the last reading before start); return rows written. Conventions are in
-    ``sql/transforms/hourly_energy.sql``.
+    ``enms_dagster/hourly/sql/hourly_energy.sql``.
 
     The readings are grouped slice by slice in parallel workers (``CREATE TABLE AS`` may run in
     parallel, ``INSERT ... SELECT`` may not), then the groups are turned into hours."""
@@ -63,7 +55,7 @@ def rebuild_hourly_energy(
             sql.SQL("CREATE TEMP TABLE hourly_energy_groups ON COMMIT DROP AS {}").format(slices),
             params,
         )
-        rows = conn.execute(_sql("hourly_energy"), params).rowcount
+        rows = conn.execute(read_sql("enms_dagster.hourly", "hourly_energy"), params).rowcount
         conn.execute("DROP TABLE hourly_energy_groups")
         _record_partition_run(conn, "hourly_energy", start, end)
         return rows
@@ -152,7 +144,7 @@ def rebuild_hourly_drivers(
             "DELETE FROM core.hourly_drivers WHERE hour_start >= %s AND hour_start < %s",
             (start, end),
         )
-        return conn.execute(_sql("hourly_drivers"), params).rowcount
+        return conn.execute(read_sql("enms_dagster.hourly", "hourly_drivers"), params).rowcount
 
 
 def rebuild_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.date) -> int:
@@ -161,7 +153,9 @@ def rebuild_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.date) -
         conn.execute(
             "DELETE FROM marts.kpi_daily WHERE local_date BETWEEN %s AND %s", (first, last)
         )
-        return conn.execute(_sql("kpi_daily"), {"first_date": first, "last_date": last}).rowcount
+        return conn.execute(
+            read_sql("enms_dagster.marts", "kpi_daily"), {"first_date": first, "last_date": last}
+        ).rowcount
 
 
 def rebuild_fct_energy_hourly(
@@ -169,14 +163,16 @@ def rebuild_fct_energy_hourly(
 ) -> int:
     """Recompute ``marts.fct_energy_hourly`` (hourly energy with its time-of-use price, cost and
     CO2e) for the hours in [start, end) from ``core.hourly_energy`` and ``core.hourly_drivers``;
-    return rows written. Tariff rules are in ``sql/transforms/fct_energy_hourly.sql``."""
+    return rows written. Tariff rules are in ``enms_dagster/marts/sql/fct_energy_hourly.sql``."""
     with conn.transaction():
         _apply_settings(conn)
         conn.execute(
             "DELETE FROM marts.fct_energy_hourly WHERE hour_start >= %s AND hour_start < %s",
             (start, end),
         )
-        return conn.execute(_sql("fct_energy_hourly"), {"start": start, "end": end}).rowcount
+        return conn.execute(
+            read_sql("enms_dagster.marts", "fct_energy_hourly"), {"start": start, "end": end}
+        ).rowcount
 
 
 def rebuild_fct_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.date) -> int:
@@ -190,5 +186,6 @@ def rebuild_fct_kpi_daily(conn: psycopg.Connection, first: dt.date, last: dt.dat
             "DELETE FROM marts.fct_kpi_daily WHERE local_date BETWEEN %s AND %s", (first, last)
         )
         return conn.execute(
-            _sql("fct_kpi_daily"), {"first_date": first, "last_date": last}
+            read_sql("enms_dagster.marts", "fct_kpi_daily"),
+            {"first_date": first, "last_date": last},
         ).rowcount

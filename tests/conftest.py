@@ -23,11 +23,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from enms_dagster.db import connect, migrate
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.services import embedded_broker, start_embedded_postgres
 from enms_dagster.settings import MqttAddress
-from enms_dagster.warehouse import connect, migrate
 
 TESTS_DIR = Path(__file__).resolve().parent
 SMALL_PLANT = TESTS_DIR / "data" / "small_plant.yaml"

@@ -15,9 +15,9 @@ from enms_dagster.alert_delivery import DeliveryPolicy, delivery_status
 from enms_dagster.alerts import alert_topic, publish_alerts
 from enms_dagster.analytics.events import MachineLabel
 from enms_dagster.anomaly_store import store_anomalies
+from enms_dagster.db import connect
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
-from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
 from tests.test_alerts import Subscriber, recent_hour, store_batch
 from tests.test_anomaly_events import flags_for

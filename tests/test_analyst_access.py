@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from enms_dagster.marts_docs import ANALYST_ROLE, analyst_access_gaps, set_analyst_password
-from enms_dagster.warehouse import MIGRATIONS_DIR, MigrationError, connect, libpq_url, migrate
+from enms_dagster.db import MIGRATIONS_DIR, MigrationError, connect, libpq_url, migrate
+from enms_dagster.db.roles import ANALYST_ROLE, analyst_access_gaps, set_analyst_password
 from tests.conftest import LOCAL_PG_DSN
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from enms_dagster.marts_docs import ANALYST_ROLE, set_analyst_password
-from enms_dagster.warehouse import connect, libpq_url, migrate
+from enms_dagster.db import connect, libpq_url, migrate
+from enms_dagster.db.roles import ANALYST_ROLE, set_analyst_password
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from enms_dagster.baselines import (
+from enms_dagster.baselines.registry import (
     active_models,
     expected_energy,
     fit_and_register,
@@ -17,8 +17,8 @@ from enms_dagster.baselines import (
     load_model,
     rebuild_energy_performance,
 )
+from enms_dagster.db import connect
 from enms_dagster.plant import BaselineSettings
-from enms_dagster.warehouse import connect
 
 MEASURE_DAY = dt.date(2026, 3, 6)  # IMM-01 saves 10 % from day 61 (local) on
 DRIVEN_MACHINES = ("CMP-01", "HVAC-01", "CNV-01", "HYD-01", "IMM-01")

@@ -42,7 +42,7 @@ def test_a_bad_day_count_is_refused_before_anything_starts():
 def test_acknowledging_an_unknown_event_fails_and_a_known_one_succeeds(local_services):
     import os
 
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     env = {**os.environ, "ENMS_DATABASE_URL": local_services.database_url}
     run = lambda *a: subprocess.run(  # noqa: E731
@@ -76,7 +76,7 @@ def test_acknowledging_an_unknown_event_fails_and_a_known_one_succeeds(local_ser
 def test_alerts_status_counts_deliveries_and_names_the_one_that_gave_up(local_services):
     import os
 
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     with connect(local_services.database_url, autocommit=True) as conn:
         conn.execute("TRUNCATE core.alert_outbox, core.alert_deliveries")

@@ -18,7 +18,7 @@ from enms_dagster.analytics.drift import (
     detect_drift,
     residual_sigma,
 )
-from enms_dagster.warehouse import connect
+from enms_dagster.db import connect
 
 K, H = DriftSettings().allowance, DriftSettings().threshold
 
@@ -127,7 +127,7 @@ def drifting(baseline_history, tmp_path_factory):
     """The history with a step on CMP-01 and a slow drift on HYD-01 written into the hourly
     energy, and every machine's daily baseline fitted on Jan 5 .. Mar 5. The changed hours are
     restored afterwards: other modules share this database."""
-    from enms_dagster.baselines import fit_and_register
+    from enms_dagster.baselines.registry import fit_and_register
     from enms_dagster.plant import load_plant
     from tests.conftest import COARSE_PLANT
 

@@ -10,8 +10,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from enms_dagster.db import connect
 from enms_dagster.definitions import defs as load_definitions
-from enms_dagster.warehouse import connect
 
 pytestmark = pytest.mark.integration  # every test reads the history in PostgreSQL
 
@@ -182,7 +182,7 @@ def test_each_decision_is_kept_with_the_previous_champion(week, baseline_history
 
 @pytest.mark.parametrize("scope", ["machine", "site"])
 def test_the_known_calendar_matches_the_hourly_drivers(baseline_history, scope):
-    from enms_dagster.baselines import load_hourly_frame
+    from enms_dagster.baselines.registry import load_hourly_frame
     from enms_dagster.forecast_store import load_calendar
 
     ids = ["CMP-01", "HVAC-01"] if scope == "machine" else ["plant-a"]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from enms_dagster.db import connect
 from enms_dagster.ingest.attempts import (
     POISON_AFTER,
     Suspect,
@@ -17,7 +18,6 @@ from enms_dagster.ingest.attempts import (
     note_attempt_error,
     settle_attempt,
 )
-from enms_dagster.warehouse import connect
 
 # MQTT topics are UTF-8 without NUL
 topics = st.text(

@@ -13,8 +13,8 @@ import time
 import psycopg
 import pytest
 
+from enms_dagster.db import connect
 from enms_dagster.ingest.service import EXIT_WORKER_DIED, Ingestor, IngestorFailed
-from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
 from tests.conftest import reset_warehouse
 from tests.test_ingest_faults import TOPIC, Publisher, ingest_process, landed, reading

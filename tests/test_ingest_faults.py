@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from enms_dagster.db import connect
 from enms_dagster.ingest.quarantine import redrive, summarize
 from enms_dagster.ingest.service import Ingestor
 from enms_dagster.simulator.publish import connect_publisher
-from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
 from tests.conftest import reset_warehouse
 

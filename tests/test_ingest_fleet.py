@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enms_dagster.cli import main
+from enms_dagster.db import connect
 from enms_dagster.ingest.landing import QuarantinedInput, quarantine_fingerprint
 from enms_dagster.ingest.payload import Rejection
 from enms_dagster.ingest.service import Ingestor, subscription_topics
-from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
 from tests.conftest import reset_warehouse
 from tests.test_ingest_faults import TOPIC, Publisher, landed, reading, wait_landed

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from enms_dagster import cli
+from enms_dagster.db import connect
 from enms_dagster.ingest.landing import ImplausibleTimeError, QuarantinedInput, land_batch
 from enms_dagster.ingest.payload import PlausibleTime, Rejection
 from enms_dagster.ingest.quarantine import PREVIEW_BYTES, pending_entries, redrive
 from enms_dagster.ingest.service import Ingestor
 from enms_dagster.simulator.publish import connect_publisher
-from enms_dagster.warehouse import connect
 from tests.brokers import Mosquitto
 from tests.conftest import reset_warehouse
 from tests.test_payload import KILLERS

@@ -62,7 +62,7 @@ def test_registry_view_knows_the_registered_machines_and_metrics(warehouse, smal
 def test_concurrent_batches_on_a_new_day_both_land(services, warehouse):
     import threading
 
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     day = T0 + dt.timedelta(days=40)  # a day no partition exists for yet
     errors, results = [], []

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from enms_dagster.marts_docs import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
-from enms_dagster.warehouse import connect, libpq_url, migrate
+from enms_dagster.db import connect, libpq_url, migrate
+from enms_dagster.db.dictionary import MARTS_DOC, REGENERATE_COMMAND, render_marts_docs
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_the_committed_data_dictionary_matches_a_freshly_migrated_warehouse(fres
     generated = render_marts_docs(fresh_warehouse)
     committed = MARTS_DOC.read_text() if MARTS_DOC.exists() else ""
     assert committed == generated, (
-        f"{MARTS_DOC.name} differs from the marts schema of sql/migrations; "
+        f"{MARTS_DOC.name} differs from the marts schema of enms_dagster/db/migrations; "
         f"run `{REGENERATE_COMMAND}` and commit the result"
     )
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from enms_dagster.warehouse import (
+from enms_dagster.db import (
     MIGRATIONS_DIR,
     MigrationError,
     applied_versions,
@@ -46,7 +46,7 @@ def test_a_new_migration_file_is_applied_and_recorded(services, tmp_path):
         assert 9999 in applied_versions(services.database_url)
         assert migrate(services.database_url, tmp_path / "m") == []
     finally:
-        from enms_dagster.warehouse import connect
+        from enms_dagster.db import connect
 
         with connect(services.database_url, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS core.migration_probe")

@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from enms_dagster.db import connect, migrate
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import add_missing_plant, save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator.publish import connect_publisher
-from enms_dagster.warehouse import connect, migrate
 from tests.brokers import Mosquitto
 from tests.conftest import LOCAL_PG_DSN, SMALL_PLANT, _conninfo_to_url
 

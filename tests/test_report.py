@@ -236,14 +236,14 @@ def plant_with_baseline_until(plant, end: dt.date):
 def fitted_history(baseline_history):
     """The history with daily baselines on the days before the saving, energy performance and
     the KPI marts built; returns it and its last local day."""
-    from enms_dagster.baselines import fit_and_register, rebuild_energy_performance
+    from enms_dagster.baselines.registry import fit_and_register, rebuild_energy_performance
+    from enms_dagster.db import connect
     from enms_dagster.report.data import last_day_with_data
     from enms_dagster.transforms import (
         rebuild_fct_energy_hourly,
         rebuild_fct_kpi_daily,
         rebuild_kpi_daily,
     )
-    from enms_dagster.warehouse import connect
 
     h = baseline_history
     end = h.start + dt.timedelta(days=h.days)

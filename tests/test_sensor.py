@@ -123,7 +123,7 @@ def test_a_fleet_member_that_crashed_is_named_while_the_survivor_keeps_the_check
 
 
 def test_a_batch_that_commits_after_a_later_one_is_not_skipped(services, warehouse):
-    from enms_dagster.warehouse import connect
+    from enms_dagster.db import connect
 
     with connect(services.database_url) as slow:
         slow.execute("SELECT 1")  # opens the transaction that keeps the slow batch uncommitted

@@ -1,7 +1,7 @@
 import pytest
 
+from enms_dagster.db import libpq_url
 from enms_dagster.settings import DEFAULT_PLANT_FILE, MqttAddress, Settings
-from enms_dagster.warehouse import libpq_url
 
 
 def test_unset_urls_mean_embedded_servers_and_defaults_are_documented_ones(tmp_path):

@@ -6,9 +6,9 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from enms_dagster.db import connect
 from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.warehouse import connect
 from tests.conftest import SMALL_PLANT, land_simulated, reset_warehouse
 
 defs = load_definitions()

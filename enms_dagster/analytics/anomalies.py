@@ -11,7 +11,7 @@ consecutive flagged hours into events.
 
 Some faults show only in the raw readings, not in hourly energy: an energy counter that steps
 back (a meter reset), a power reading frozen at one value, a pressure that turns noisy. Their
-detectors read ``RawSignals`` (frames from ``sql/anomalies``, see ``anomaly_store``) together
+detectors read ``RawSignals`` (frames from ``anomalies/sql``, see ``anomaly_store``) together
 with the hourly frame.
 """
 
@@ -56,7 +56,7 @@ HOURLY_COLUMNS = (
 # known: hours whose drivers lie outside the baseline's range get no hourly z-score).
 RESIDUAL_COLUMNS = ("machine_id", "hour_start", "local_date", "actual_kwh", "expected_kwh")
 
-# Columns of the raw-reading frames (sql/anomalies/*.sql): counter readings that stepped back,
+# Columns of the raw-reading frames (anomalies/sql/*.sql): counter readings that stepped back,
 # runs of identical power readings, and the hourly noise of gauge metrics.
 COUNTER_STEP_COLUMNS = ("machine_id", "metric", "ts", "prev_ts", "prev_value", "value")
 FROZEN_RUN_COLUMNS = (

@@ -384,8 +384,8 @@ def forecast_day(
     settings: ForecastSettings = ForecastSettings(),
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Forecast the hours of ``target`` (one scope, one local day: ``CALENDAR_COLUMNS``) from
-    ``history`` (the hourly frame of ``enms_dagster.baselines.load_hourly_frame``) with each
-    model. Only history rows that start before the first target hour (the origin) are used.
+    ``history`` (the hourly frame of ``baselines.registry.load_hourly_frame``) with each model.
+    Only history rows that start before the first target hour (the origin) are used.
     Returns the forecasts (``FORECAST_COLUMNS``, clipped at 0 kWh) and, per model that could not
     forecast, the reason."""
     unknown = [m for m in models if m not in _MODEL_FUNCTIONS]

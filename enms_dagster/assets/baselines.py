@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from enms_dagster.baselines import (
+from enms_dagster.baselines.registry import (
     RegisteredModel,
     active_models,
     fit_and_register,

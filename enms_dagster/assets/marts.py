@@ -1,6 +1,6 @@
 """Analyst marts in the ``marts`` schema: the first per-machine ``kpi_daily``, and the fact tables
 ``fct_energy_hourly`` (priced hourly energy) and ``fct_kpi_daily`` (KPIs per machine, line and
-site). Dimensions are views (``sql/migrations/0008_marts.sql``) and need no asset."""
+site). Dimensions are views (``enms_dagster/db/migrations/0008_marts.sql``) and need no asset."""
 
 import datetime as dt
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 import psycopg
 
+from enms_dagster.db import libpq_url
 from enms_dagster.ingest.attempts import (
     Suspect,
     begin_attempt,
@@ -49,7 +50,6 @@ from enms_dagster.ingest.landing import (
 )
 from enms_dagster.ingest.payload import PlausibleTime, Reading, Rejection, parse_message
 from enms_dagster.settings import MqttAddress, Settings
-from enms_dagster.warehouse import libpq_url
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ class Shift:
 @dataclass(frozen=True)
 class BaselineSettings:
     """A machine's or site's ``baseline:`` entry: candidate drivers and the baseline period
-    (local dates, inclusive). Unset fields take the defaults of ``enms_dagster.baselines``."""
+    (local dates, inclusive). Unset fields take the defaults of ``baselines.registry``."""
 
     drivers: tuple[str, ...] | None = None
     start: dt.date | None = None

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 import dagster as dg
 import psycopg
 
+from enms_dagster.db import connect
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.settings import Settings
-from enms_dagster.warehouse import connect
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from enms_dagster.db import connect, migrate
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.settings import Settings
 from enms_dagster.simulator.faults import EfficiencyMeasure, plan_faults
 from enms_dagster.simulator.labels import save_ground_truth
-from enms_dagster.warehouse import connect, migrate
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@
 -- * avg_kw is the mean of the power samples of the hour, peak_15min_kw the highest mean of a
 --   quarter hour, completeness = samples / (3600 / machine_types.sample_interval_s).
 --
--- The readings are read by core.group_hourly_energy_readings (migrations 0006 and 0012), one
+-- The readings are read by core.group_hourly_energy_readings (db/functions/), one
 -- slice of the window per call, so that the slices run in parallel workers; a slice's first
 -- reading is paired with the last one before the slice, exactly as without slices, and slices
 -- are cut at whole hours, so an hour of a counter is never split. Each stream reads one metric

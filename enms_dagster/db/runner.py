@@ -1,8 +1,17 @@
-"""Connections to the warehouse and the one idempotent migration runner.
+"""The one idempotent migration runner.
 
-Migrations are the files ``sql/migrations/NNNN_name.sql``, applied in order, each in its own
-transaction, recorded in ``public.enms_schema_migrations`` with a checksum. Running the runner
-twice changes nothing; an applied file that was edited afterwards is an error, not a silent skip.
+Migrations are the files ``enms_dagster/db/migrations/NNNN_name.sql`` (package data,
+read through ``importlib.resources`` so an installed wheel migrates too), applied in order,
+each in its own transaction, recorded in ``public.enms_schema_migrations`` with a checksum.
+Running the runner twice changes nothing; an applied file that was edited afterwards is an
+error, not a silent skip.
+
+Database functions are not migrations: each has one file, ``enms_dagster/db/functions/
+<schema>.<name>.sql``, holding its current ``CREATE OR REPLACE`` definition. After the migrations
+the runner applies every such file whose checksum differs from the one recorded in
+``public.enms_schema_functions``, so changing the counter maths edits one file and the next
+``enms db migrate`` puts it in place. A function whose arguments or result type change needs a
+``DROP FUNCTION`` of the old signature at the top of its file (and of what depends on it).
 """
 
 from __future__ import annotations
@@ -10,18 +19,21 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from enms_dagster.settings import REPO_DIR, Settings
+from enms_dagster.db.connection import connect
+from enms_dagster.settings import Settings
 
-MIGRATIONS_DIR = REPO_DIR / "sql" / "migrations"
+MIGRATIONS_DIR = files("enms_dagster.db") / "migrations"
+FUNCTIONS_DIR = files("enms_dagster.db") / "functions"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FUNCTION_NAME = re.compile(r"^([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\.sql$")
 # Any constant works; it only has to be the same for every runner of this project.
 _MIGRATION_LOCK_KEY = 5_005_001
 
@@ -30,7 +42,19 @@ _MIGRATION_LOCK_KEY = 5_005_001
 class Migration:
     version: int
     name: str
-    path: Path
+    path: Traversable
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DatabaseFunction:
+    """One re-appliable function file; ``name`` is the function's ``schema.name``."""
+
+    name: str
+    path: Traversable
 
     @property
     def checksum(self) -> str:
@@ -41,20 +65,11 @@ class MigrationError(RuntimeError):
     pass
 
 
-def libpq_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) where psycopg wants libpq ones."""
-    return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
-
-
-@contextmanager
-def connect(database_url: str, **kwargs) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq_url(database_url), **kwargs) as conn:
-        yield conn
-
-
-def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted(
+        (p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+    ):
         match = _MIGRATION_NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_snake_name.sql")
@@ -65,10 +80,31 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def discover_functions(directory: Traversable = FUNCTIONS_DIR) -> list[DatabaseFunction]:
+    """The function files in name order (a file is applied after those whose names sort first;
+    PL/pgSQL bodies resolve the functions they call only when they run)."""
+    functions = []
+    for path in sorted(
+        (p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+    ):
+        match = _FUNCTION_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: function files are named schema.function.sql")
+        functions.append(DatabaseFunction(match[1], path))
+    return functions
+
+
 def migrate(
-    database_url: str, directory: Path = MIGRATIONS_DIR, *, lock_wait_s: float | None = None
+    database_url: str,
+    directory: Traversable = MIGRATIONS_DIR,
+    *,
+    functions_directory: Traversable = FUNCTIONS_DIR,
+    lock_wait_s: float | None = None,
+    on_function: Callable[[DatabaseFunction], None] | None = None,
 ) -> list[Migration]:
-    """Apply the migrations not yet applied; return those applied by this call.
+    """Apply the migrations not yet applied; return those applied by this call. Then put in
+    place each database function whose file changed since it was last applied, calling
+    ``on_function`` with each.
 
     Waits up to ``lock_wait_s`` (default ``ENMS_MIGRATION_LOCK_WAIT_S``) for a concurrent runner,
     and each migration as long for the tables it alters; past that it raises MigrationError
@@ -76,6 +112,7 @@ def migrate(
     if lock_wait_s is None:
         lock_wait_s = Settings.from_env().migration_lock_wait_s
     migrations = discover_migrations(directory)
+    functions = discover_functions(functions_directory)
     applied_now = []
     with connect(database_url, autocommit=True) as conn:
         # Serialize concurrent runners (several services may start at once).
@@ -107,6 +144,10 @@ def migrate(
                     continue
                 _apply(conn, migration, lock_wait_s)
                 applied_now.append(migration)
+            for function in _changed_functions(conn, functions):
+                _apply_function(conn, function, lock_wait_s)
+                if on_function is not None:
+                    on_function(function)
         finally:
             _release_migration_lock(conn)
     return applied_now
@@ -133,6 +174,43 @@ def _apply(conn: psycopg.Connection, migration: Migration, lock_wait_s: float) -
             f"{_describe_sessions(conn, _TABLE_LOCK_HOLDERS) or 'none any more'}. Let them "
             "finish or end them (SELECT pg_terminate_backend(pid)), then migrate again "
             "(ENMS_MIGRATION_LOCK_WAIT_S sets the wait)"
+        ) from None
+
+
+def _changed_functions(
+    conn: psycopg.Connection, functions: list[DatabaseFunction]
+) -> list[DatabaseFunction]:
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS public.enms_schema_functions (
+            name       text PRIMARY KEY,
+            checksum   text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    recorded = dict(conn.execute("SELECT name, checksum FROM public.enms_schema_functions"))
+    return [f for f in functions if recorded.get(f.name) != f.checksum]
+
+
+def _apply_function(conn: psycopg.Connection, function: DatabaseFunction, lock_wait_s: float):
+    """One function file in one transaction, recorded with its checksum, its locks bounded like
+    a migration's."""
+    try:
+        with conn.transaction():
+            timeout = f"{max(1, int(lock_wait_s * 1000))}ms"
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+            conn.execute(function.path.read_text(encoding="utf-8"))
+            conn.execute(
+                "INSERT INTO public.enms_schema_functions (name, checksum) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
+                (function.name, function.checksum),
+            )
+    except psycopg.errors.LockNotAvailable:
+        raise MigrationError(
+            f"function {function.path.name} waited {lock_wait_s:g} s for a lock and gave up; "
+            f"sessions holding table locks in this database: "
+            f"{_describe_sessions(conn, _TABLE_LOCK_HOLDERS) or 'none any more'}"
         ) from None
 
 
@@ -200,3 +278,11 @@ def applied_versions(database_url: str) -> list[int]:
                 "SELECT version FROM public.enms_schema_migrations ORDER BY version"
             )
         ]
+
+
+def applied_functions(database_url: str) -> dict[str, str]:
+    """The checksum each database function file had when it was last applied, by name."""
+    with connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('public.enms_schema_functions')").fetchone()[0] is None:
+            return {}
+        return dict(conn.execute("SELECT name, checksum FROM public.enms_schema_functions"))

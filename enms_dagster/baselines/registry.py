@@ -8,7 +8,6 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import pandas as pd
 import psycopg
@@ -21,10 +20,9 @@ from enms_dagster.analytics.baselines import (
     fit_baseline,
     performance,
 )
+from enms_dagster.db.sql_files import read_sql
 from enms_dagster.plant import Plant
-from enms_dagster.settings import REPO_DIR
 
-SQL_DIR = REPO_DIR / "sql" / "baselines"
 # Candidates when the plant file names none: production, operating time, weather, calendar.
 # A machine's own running/idle hours are available on request but not the default: a fault
 # that keeps a machine loaded longer (an air leak) would then look "explained".
@@ -40,11 +38,6 @@ DEFAULT_CANDIDATES = (
 FAR_FUTURE = dt.date(9999, 12, 31)
 
 
-@cache
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
-
-
 def load_hourly_frame(
     conn: psycopg.Connection,
     scope: str,
@@ -53,7 +46,9 @@ def load_hourly_frame(
     last: dt.date = FAR_FUTURE,
 ) -> pd.DataFrame:
     """Hourly energy with its drivers for machines (scope ``machine``) or sites (``site``)."""
-    query = _sql("machine_hours" if scope == "machine" else "site_hours")
+    query = read_sql(
+        "enms_dagster.baselines", "machine_hours" if scope == "machine" else "site_hours"
+    )
     with conn.cursor() as cur:
         cur.execute(query, {"scope_ids": list(scope_ids), "first_date": first, "last_date": last})
         columns = [c.name for c in cur.description]
@@ -330,7 +325,10 @@ def rebuild_energy_performance(conn: psycopg.Connection) -> int:
                 "WHERE level IN ('machine', 'site') AND level_id = %s",
                 (model.scope_id,),
             )
-            conn.execute(_sql("fct_kpi_daily_performance"), {"scope_id": model.scope_id})
+            conn.execute(
+                read_sql("enms_dagster.baselines", "fct_kpi_daily_performance"),
+                {"scope_id": model.scope_id},
+            )
         rows += len(result)
     return rows
 

@@ -1,0 +1,1 @@
+"""Energy baselines: regressions of energy on its drivers, their registry and performance."""

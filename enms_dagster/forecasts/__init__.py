@@ -1,0 +1,1 @@
+"""Energy forecasts per machine and site and the SQL that feeds them."""

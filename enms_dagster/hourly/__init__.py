@@ -1,0 +1,1 @@
+"""Hourly energy and drivers per machine and site, computed inside PostgreSQL."""
