@@ -37,9 +37,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from enms_dagster.analytics.forecasts import MODELS, ForecastSettings, run_forecasts
 from enms_dagster.db import connect, migrate
-from enms_dagster.forecast_store import load_forecast_tasks
+from enms_dagster.forecasts.models import MODELS, ForecastSettings, run_forecasts
+from enms_dagster.forecasts.store import load_forecast_tasks
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE

@@ -3,9 +3,9 @@ as an event with its evidence, and requests one baseline re-fit per event."""
 
 import dagster as dg
 
-from enms_dagster.analytics.drift import DriftSettings
 from enms_dagster.charts import markdown_table
-from enms_dagster.forecast_store import (
+from enms_dagster.drift.cusum import DriftSettings
+from enms_dagster.drift.store import (
     StoredDriftEvent,
     drift_events_after,
     find_drift_events,
