@@ -312,7 +312,7 @@ def _positive_int(text: str) -> int:
 def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from enms_dagster.anomaly_store import evaluation_report
+    from enms_dagster.anomalies.store import evaluation_report
     from enms_dagster.db import connect
 
     end = dt.datetime.now(dt.UTC)
@@ -329,7 +329,7 @@ def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
 def _cmd_alerts_ack(args: argparse.Namespace) -> int:
     import getpass
 
-    from enms_dagster.alerts import acknowledge
+    from enms_dagster.anomalies.alerts import acknowledge
     from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:
@@ -343,7 +343,7 @@ def _cmd_alerts_ack(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts_status(args: argparse.Namespace) -> int:
-    from enms_dagster.alert_delivery import delivery_status
+    from enms_dagster.anomalies.alert_delivery import delivery_status
     from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:

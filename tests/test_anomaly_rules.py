@@ -10,12 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from enms_dagster.analytics.anomalies import (
+from enms_dagster.anomalies.contracts import (
     FLAG_COLUMNS,
     HOURLY_COLUMNS,
     SIGNAL_NOISE_COLUMNS,
-    RawSignals,
     Thresholds,
+    severity_for,
+)
+from enms_dagster.anomalies.detectors import (
+    RawSignals,
     detect_anomalies_by_day,
     detect_base_load_creep,
     detect_frozen_power,
@@ -30,16 +33,15 @@ from enms_dagster.analytics.anomalies import (
     detect_stuck_signal,
     detect_unsteady_pressure,
     local_days,
-    severity_for,
 )
-from enms_dagster.analytics.events import MachineLabel
-from enms_dagster.anomaly_store import (
+from enms_dagster.anomalies.store import (
     read_events,
     read_raw_signals,
     store_anomalies,
     update_signal_noise,
 )
 from enms_dagster.ingest.landing import land_batch
+from enms_dagster.plant import MachineLabel
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FIRST_DAY = dt.date(2026, 2, 2)  # a Monday; 35 days end before the change to summer time

@@ -8,14 +8,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from enms_dagster.analytics.anomalies import (
-    Thresholds,
-    detect_anomalies_by_day,
-    with_excess_cost,
-)
-from enms_dagster.anomaly_store import (
-    machine_labels,
-    plant_currency,
+from enms_dagster.anomalies.contracts import Thresholds
+from enms_dagster.anomalies.detectors import detect_anomalies_by_day, with_excess_cost
+from enms_dagster.anomalies.store import (
     read_events,
     read_hourly_frame,
     read_raw_signals,
@@ -25,6 +20,7 @@ from enms_dagster.anomaly_store import (
     update_signal_noise,
 )
 from enms_dagster.charts import figure_markdown, markdown_table, subplots
+from enms_dagster.plant import machine_labels, plant_currency
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 

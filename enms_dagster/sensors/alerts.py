@@ -6,8 +6,8 @@ import uuid
 
 import dagster as dg
 
-from enms_dagster.alert_delivery import DeliveryPolicy
-from enms_dagster.alerts import publish_alerts, webhook_url_from_env
+from enms_dagster.anomalies.alert_delivery import DeliveryPolicy
+from enms_dagster.anomalies.alerts import publish_alerts, webhook_url_from_env
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.settings import Settings
 

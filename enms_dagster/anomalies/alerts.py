@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import psycopg
 
-from enms_dagster.alert_delivery import (
+from enms_dagster.anomalies.alert_delivery import (
     ChannelReport,
     DeliveryPolicy,
     alert_id_for,
@@ -28,8 +28,8 @@ from enms_dagster.alert_delivery import (
     deliver_webhook,
     enqueue_alert,
 )
-from enms_dagster.analytics.anomalies import SEVERITIES
-from enms_dagster.analytics.events import problem_groups
+from enms_dagster.anomalies.contracts import SEVERITIES
+from enms_dagster.anomalies.events import problem_groups
 
 WEBHOOK_ENV = "ENMS_ALERT_WEBHOOK_URL"
 # Events that ended longer ago than this are history, not news: a backfill of last month does

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from enms_dagster.analytics.anomalies import severity_rank
+from enms_dagster.anomalies.contracts import severity_rank
+from enms_dagster.plant import MachineLabel
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -66,15 +67,6 @@ STATE_COLUMNS = (
 )
 # What a technician would notice changing: a move of these updates last_updated.
 _TRACKED = ("start_ts", "end_ts", "hours", "severity", "excess_kwh", "sentence")
-
-
-@dataclass(frozen=True)
-class MachineLabel:
-    """How a machine is named in a sentence, and where it is."""
-
-    name: str
-    site_id: str
-    timezone: str = "UTC"
 
 
 def group_runs(flags: pd.DataFrame, max_gap_h: int = 0) -> pd.DataFrame:

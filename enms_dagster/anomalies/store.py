@@ -19,7 +19,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from enms_dagster.analytics.anomalies import (
+from enms_dagster.anomalies.contracts import (
     COUNTER_STEP_COLUMNS,
     DEFAULT_THRESHOLDS,
     FLAG_COLUMNS,
@@ -28,20 +28,14 @@ from enms_dagster.analytics.anomalies import (
     NOISE_METRICS,
     RESET_METRICS,
     SIGNAL_NOISE_COLUMNS,
-    RawSignals,
     Thresholds,
 )
-from enms_dagster.analytics.evaluation import evaluate, evaluate_detectors, format_evaluation
-from enms_dagster.analytics.events import (
-    EVENT_COLUMNS,
-    STATE_COLUMNS,
-    MachineLabel,
-    group_runs,
-    reconcile_events,
-)
+from enms_dagster.anomalies.detectors import RawSignals
+from enms_dagster.anomalies.evaluation import evaluate, evaluate_detectors, format_evaluation
+from enms_dagster.anomalies.events import EVENT_COLUMNS, STATE_COLUMNS, group_runs, reconcile_events
 from enms_dagster.baselines.registry import expected_energy
 from enms_dagster.db.sql_files import read_sql
-from enms_dagster.plant import Plant
+from enms_dagster.plant import MachineLabel
 
 # Any constant works; it serializes concurrent runs of the anomalies asset.
 _EVENTS_LOCK_KEY = 5_005_009
@@ -211,23 +205,6 @@ def read_raw_signals(
         ),
         _typed(noise, SIGNAL_NOISE_COLUMNS, ("hour_start",), ("samples", "mean_value", "noise")),
     )
-
-
-def machine_labels(plant: Plant) -> dict[str, MachineLabel]:
-    """Name, site and time zone of each machine, for the event sentences."""
-    return {
-        m.machine_id: MachineLabel(m.name, m.site_id, plant.sites[m.site_id].timezone)
-        for m in plant.machines.values()
-    }
-
-
-def plant_currency(plant: Plant, default: str = "EUR") -> str:
-    """The currency of the first site tariff that names one."""
-    for site in plant.sites.values():
-        for tariff in site.tariffs:
-            if tariff.get("currency"):
-                return str(tariff["currency"])
-    return default
 
 
 def _py(value):
