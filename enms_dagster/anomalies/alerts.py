@@ -197,7 +197,7 @@ def _pending(
 
 
 def group_alerts(alerts: list[Alert]) -> list[list[Alert]]:
-    """Alerts about one problem, together (``analytics.events.problem_groups``: events of one
+    """Alerts about one problem, together (``anomalies.events.problem_groups``: events of one
     machine whose hours overlap), so an operator gets one message for it; the alert to send
     comes first in each group."""
     frame = pd.DataFrame(

@@ -3,7 +3,7 @@ need from ``anomalies/sql``) and storing its flags and events, with no Dagster i
 ``anomalies`` and the CLI call these).
 
 Flags are replaced a window at a time (delete + insert). Events are then recomputed from the
-stored flags around the window and reconciled with the stored events (``analytics/events.py``),
+stored flags around the window and reconciled with the stored events (``anomalies/events.py``),
 so an event that spans midnight stays one event whichever of its days is computed first, and
 recomputing a window with the same data changes nothing.
 """
@@ -76,7 +76,7 @@ def read_hourly_frame(
     conn: psycopg.Connection, start: dt.datetime, end: dt.datetime
 ) -> pd.DataFrame:
     """Hourly energy of every machine in [start, end) with its type, rated power, local hour
-    and weekday, and its site's drivers (``analytics.anomalies.HOURLY_COLUMNS``)."""
+    and weekday, and its site's drivers (``anomalies.contracts.HOURLY_COLUMNS``)."""
     frame = _frame(conn.execute(_HOURLY_SQL, (start, end)))
     frame["hour_start"] = pd.to_datetime(frame["hour_start"], utc=True)
     for column in _FLOAT_COLUMNS:
@@ -395,7 +395,7 @@ def read_fault_labels(
 
 def run_evaluation(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """Score the stored events of [start, end) against the fault labels of the same period
-    (``analytics.evaluation.evaluate``); the monitored machines are those with hourly energy."""
+    (``anomalies.evaluation.evaluate``); the monitored machines are those with hourly energy."""
     events = read_events(conn, start, end)
     labels = read_fault_labels(conn, start, end)
     machines = [
