@@ -12,7 +12,6 @@ import pytest
 
 from enms_dagster.anomalies.contracts import (
     FLAG_COLUMNS,
-    HOURLY_COLUMNS,
     SIGNAL_NOISE_COLUMNS,
     Thresholds,
     severity_for,
@@ -40,6 +39,7 @@ from enms_dagster.anomalies.store import (
     store_anomalies,
     update_signal_noise,
 )
+from enms_dagster.hourly.frame import HOURLY_COLUMNS
 from enms_dagster.ingest.landing import land_batch
 from enms_dagster.plant import MachineLabel
 

@@ -13,32 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Columns of the hourly frame (core.hourly_energy per machine and hour, the machine's type and
-# rated power from core.machines, the site's drivers from core.hourly_drivers).
-HOURLY_COLUMNS = (
-    "machine_id",
-    "machine_type",
-    "rated_power_kw",  # may be NaN: the reference p95 of hourly kWh stands in
-    "hour_start",  # UTC, start of the hour
-    "local_date",
-    "local_hour",
-    "iso_weekday",
-    "is_shift",  # the hour is inside the site's shift on a working day (NaN: unknown)
-    "is_holiday",
-    "outdoor_temperature_c",
-    "site_parts",  # parts the whole site made in the hour (NaN: the site counts none)
-    "energy_kwh",
-    "avg_kw",
-    "max_kw",
-    "peak_15min_kw",
-    "power_kwh",
-    "running_h",
-    "idle_h",
-    "off_h",
-    "idle_kwh",
-    "parts",
-    "completeness",
-)
 # Columns of the residual frame: actual and baseline-expected kWh per machine and hour (with
 # is_shift where known: residuals are then scaled per shift status; with extrapolated where
 # known: hours whose drivers lie outside the baseline's range get no hourly z-score).

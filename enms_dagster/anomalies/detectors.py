@@ -3,15 +3,15 @@
 
 Every detector is a pure function of an hourly frame (one row per machine and hour: the columns
 of ``core.hourly_energy`` with the site's drivers from ``core.hourly_drivers``, see
-``HOURLY_COLUMNS``) and the instant ``start`` from which hours are scored. The hours before
-``start`` are the reference a detector learns "normal" from (the asset passes the 28 days before
-each day), so a day's flags depend on that day and its reference only. Each detector returns
-hourly flags (``FLAG_COLUMNS``) tagged with the method that raised them; ``events.py`` merges
-consecutive flagged hours into events.
+``enms_dagster.hourly.frame.HOURLY_COLUMNS``) and the instant ``start`` from which hours are
+scored. The hours before ``start`` are the reference a detector learns "normal" from (the asset
+passes the 28 days before each day), so a day's flags depend on that day and its reference
+only. Each detector returns hourly flags (``FLAG_COLUMNS``) tagged with the method that raised
+them; ``events.py`` merges consecutive flagged hours into events.
 
 Some faults show only in the raw readings, not in hourly energy: an energy counter that steps
 back (a meter reset), a power reading frozen at one value, a pressure that turns noisy. Their
-detectors read ``RawSignals`` (frames from ``anomalies/sql``, see ``anomaly_store``) together
+detectors read ``RawSignals`` (frames from ``anomalies/sql``, see ``anomalies.store``) together
 with the hourly frame.
 """
 

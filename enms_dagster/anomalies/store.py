@@ -24,7 +24,6 @@ from enms_dagster.anomalies.contracts import (
     DEFAULT_THRESHOLDS,
     FLAG_COLUMNS,
     FROZEN_RUN_COLUMNS,
-    HOURLY_COLUMNS,
     NOISE_METRICS,
     RESET_METRICS,
     SIGNAL_NOISE_COLUMNS,
@@ -44,44 +43,9 @@ _EVENTS_LOCK_KEY = 5_005_009
 _FROZEN_RUN_MARGIN = dt.timedelta(hours=1)
 
 
-_HOURLY_SQL = """
-SELECT e.machine_id, m.machine_type, m.rated_power_kw, m.site_id, e.hour_start, e.local_date,
-       extract(hour FROM e.hour_start AT TIME ZONE s.timezone)::int AS local_hour,
-       extract(isodow FROM e.hour_start AT TIME ZONE s.timezone)::int AS iso_weekday,
-       d.is_shift, d.is_holiday, d.outdoor_temperature_c, d.parts AS site_parts,
-       e.energy_kwh, e.avg_kw, e.max_kw, e.peak_15min_kw, e.power_kwh,
-       e.running_h, e.idle_h, e.off_h, e.idle_kwh, e.parts, e.completeness
-FROM core.hourly_energy e
-JOIN core.machines m USING (machine_id)
-JOIN core.sites s ON s.site_id = m.site_id
-LEFT JOIN core.hourly_drivers d ON d.site_id = m.site_id AND d.hour_start = e.hour_start
-WHERE e.hour_start >= %s AND e.hour_start < %s
-ORDER BY e.machine_id, e.hour_start
-"""
-# every column of the hourly frame but the keys, the calendar and the flags is a number
-_FLOAT_COLUMNS = tuple(
-    c
-    for c in HOURLY_COLUMNS
-    if c not in ("machine_id", "machine_type", "hour_start", "local_date", "local_hour",
-                 "iso_weekday", "is_shift", "is_holiday")
-)  # fmt: skip
-
-
 def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     columns = [c.name for c in cursor.description]
     return pd.DataFrame(cursor.fetchall(), columns=columns)
-
-
-def read_hourly_frame(
-    conn: psycopg.Connection, start: dt.datetime, end: dt.datetime
-) -> pd.DataFrame:
-    """Hourly energy of every machine in [start, end) with its type, rated power, local hour
-    and weekday, and its site's drivers (``anomalies.contracts.HOURLY_COLUMNS``)."""
-    frame = _frame(conn.execute(_HOURLY_SQL, (start, end)))
-    frame["hour_start"] = pd.to_datetime(frame["hour_start"], utc=True)
-    for column in _FLOAT_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame
 
 
 def read_residuals(

@@ -12,7 +12,6 @@ from enms_dagster.anomalies.contracts import Thresholds
 from enms_dagster.anomalies.detectors import detect_anomalies_by_day, with_excess_cost
 from enms_dagster.anomalies.store import (
     read_events,
-    read_hourly_frame,
     read_raw_signals,
     read_residuals,
     run_evaluation,
@@ -20,6 +19,7 @@ from enms_dagster.anomalies.store import (
     update_signal_noise,
 )
 from enms_dagster.charts import figure_markdown, markdown_table, subplots
+from enms_dagster.hourly.store import read_hourly_frame
 from enms_dagster.plant import machine_labels, plant_currency
 from enms_dagster.resources import PlantResource, WarehouseResource
 

@@ -5,10 +5,10 @@ import datetime as dt
 
 import dagster as dg
 
-from enms_dagster import quality
 from enms_dagster.charts import markdown_table
+from enms_dagster.hourly import quality
+from enms_dagster.hourly.transforms import rebuild_hourly_energy
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import rebuild_hourly_energy
 
 
 def _window_days(window: dg.TimeWindow) -> list[dt.date]:

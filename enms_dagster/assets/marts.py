@@ -7,12 +7,12 @@ import datetime as dt
 import dagster as dg
 
 from enms_dagster.charts import bar_chart_markdown, markdown_table
-from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import (
+from enms_dagster.marts.transforms import (
     rebuild_fct_energy_hourly,
     rebuild_fct_kpi_daily,
     rebuild_kpi_daily,
 )
+from enms_dagster.resources import WarehouseResource
 
 
 def _window_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
