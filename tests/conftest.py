@@ -26,7 +26,7 @@ from psycopg import sql
 from enms_dagster.db import connect, migrate
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
-from enms_dagster.services import embedded_broker, start_embedded_postgres
+from enms_dagster.runtime.services import embedded_broker, start_embedded_postgres
 from enms_dagster.settings import MqttAddress
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -26,7 +26,7 @@ from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.services import Services, running_services
+from enms_dagster.runtime.services import Services, running_services
 from enms_dagster.settings import Settings
 from enms_dagster.simulator.backfill import backfill_direct, print_bar
 from enms_dagster.simulator.faults import FaultLabel, plan_faults
