@@ -35,8 +35,10 @@ from enms_dagster.jobs import (
 )
 from enms_dagster.partitions import daily_partitions, plant_timezone
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
-from enms_dagster.sensors.drift import baseline_drift_sensor, drift_events
+from enms_dagster.sensors.alerts import anomaly_alerts_sensor
+from enms_dagster.resources import AlertsResource
+from enms_dagster.sensors.drift import baseline_drift_sensor
+from enms_dagster.assets.drift import drift_events
 from enms_dagster.sensors.raw_readings import build_raw_readings_sensor
 
 
