@@ -16,9 +16,8 @@ from enms_dagster.anomalies.alerts import alert_topic, publish_alerts
 from enms_dagster.anomalies.store import store_anomalies
 from enms_dagster.db import connect
 from enms_dagster.plant import MachineLabel
-from enms_dagster.resources import WarehouseResource
+from enms_dagster.resources import AlertsResource, WarehouseResource
 from enms_dagster.sensors.alerts import anomaly_alerts_sensor
-from enms_dagster.resources import AlertsResource
 from tests.brokers import Mosquitto
 from tests.test_alerts import Subscriber, recent_hour, store_batch
 from tests.test_anomaly_events import flags_for

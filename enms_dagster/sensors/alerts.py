@@ -8,6 +8,7 @@ import dagster as dg
 from enms_dagster.anomalies.alerts import publish_alerts
 from enms_dagster.resources import AlertsResource, WarehouseResource
 
+
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,

@@ -15,6 +15,7 @@ from enms_dagster.drift.store import (
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
 
+
 def refit_request(event: StoredDriftEvent) -> dg.RunRequest:
     """A baseline re-fit of the event's machine whose new version records the drift as reason;
     the run key is the event id, so an event never launches a second run."""
