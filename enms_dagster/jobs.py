@@ -38,9 +38,8 @@ energy_job = dg.define_asset_job(
     ),
 )
 
-# The schedules replace the seed's background loops, in the plant's time zone: hourly (energy
-# and anomalies), daily (forecasts at 00:30; KPIs, performance and the report at 01:15), weekly
-# (baselines).
+# The schedules run in the plant's time zone: hourly (energy and anomalies), daily (forecasts at
+# 00:30; KPIs, performance and the report at 01:15), weekly (baselines).
 hourly_job = dg.define_asset_job(
     "hourly_job",
     selection=dg.AssetSelection.assets(

@@ -54,10 +54,7 @@ def read_residuals(
     """Actual and baseline-expected kWh per machine and hour from the active baseline model, and
     a note for the asset's metadata. ``None`` while there is no baseline: the residual detectors
     are then skipped and the note says why."""
-    try:
-        expected = expected_energy(conn, start, end, resolution="hourly")
-    except psycopg.errors.UndefinedTable as exc:
-        return None, f"residual detectors skipped: baseline tables missing ({exc})"
+    expected = expected_energy(conn, start, end, resolution="hourly")
     if expected is None or expected.empty:
         return None, "residual detectors skipped: no active baseline model"
     frame = expected.rename(columns={"scope_id": "machine_id"})

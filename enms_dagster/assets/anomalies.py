@@ -27,7 +27,8 @@ from enms_dagster.resources import PlantResource, WarehouseResource
 class AnomaliesConfig(dg.Config):
     """Price of excess energy and how much history the detectors learn from."""
 
-    price_per_kwh: float = 0.20  # until the site's tariff prices each hour
+    # one flat price for excess kWh: the tariffs price each hour in marts.fct_energy_hourly only
+    price_per_kwh: float = 0.20
     reference_days: int = 28
     forest_quantile: float = Thresholds.forest_quantile
     z_threshold: float = Thresholds.z_threshold
