@@ -135,7 +135,8 @@ DEFAULT_THRESHOLDS = Thresholds()
 def severity_for(ratio, th: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """low / medium / high from how far past its threshold a flag is (1 = at the threshold)."""
     r = np.asarray(ratio, dtype=float)
-    return np.where(r >= th.high_at, "high", np.where(r >= th.medium_at, "medium", "low"))
+    low, medium, high = SEVERITIES
+    return np.where(r >= th.high_at, high, np.where(r >= th.medium_at, medium, low))
 
 
 def severity_rank(severity: str | None) -> int:

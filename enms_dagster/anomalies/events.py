@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from enms_dagster.anomalies.contracts import severity_rank
+from enms_dagster.anomalies.contracts import SEVERITIES, severity_rank
 from enms_dagster.plant import MachineLabel
 
 HOUR = pd.Timedelta(hours=1)
@@ -100,7 +100,7 @@ def group_runs(flags: pd.DataFrame, max_gap_h: int = 0) -> pd.DataFrame:
         normal=("normal", "mean"),
     )
     runs["end_ts"] = runs["end_ts"] + HOUR
-    runs["severity"] = runs["rank"].map(lambda r: ("low", "medium", "high")[int(r) - 1])
+    runs["severity"] = runs["rank"].map(lambda r: SEVERITIES[int(r) - 1])
     return runs[list(RUN_COLUMNS)].reset_index(drop=True)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from enms_dagster.anomalies.contracts import SEVERITIES
 from enms_dagster.anomalies.events import EVENT_COLUMNS
 from enms_dagster.report.html import (
     ANOMALY_DAY_COLUMNS,
@@ -56,11 +57,11 @@ WHERE m.site_id = %(site)s AND h.local_date BETWEEN %(first)s AND %(last)s
 GROUP BY h.machine_id"""
 )
 
+# the severity ladder arrives as %(levels)s (anomalies.contracts.SEVERITIES)
 _ANOMALY_DAYS = """
 SELECT e.machine_id, (h AT TIME ZONE s.timezone)::date AS local_date,
        count(DISTINCT h) AS flagged_hours,
-       (ARRAY['low', 'medium', 'high'])[max(array_position(
-           ARRAY['low', 'medium', 'high'], e.severity))] AS severity,
+       (%(levels)s::text[])[max(array_position(%(levels)s::text[], e.severity))] AS severity,
        string_agg(DISTINCT e.kind, ', ') AS kinds
 FROM marts.anomaly_events e
 JOIN core.sites s USING (site_id)
@@ -191,7 +192,7 @@ def load_report_data(
     performance, baseline = _site_performance(conn, params)
     sources.append("EnPI and CUSUM: marts.energy_performance_daily")
 
-    anomaly_days = _frame(conn, _ANOMALY_DAYS, params)
+    anomaly_days = _frame(conn, _ANOMALY_DAYS, {**params, "levels": list(SEVERITIES)})
     if anomaly_days.empty:
         anomaly_days = pd.DataFrame(columns=list(ANOMALY_DAY_COLUMNS))
     anomaly_events = _floats(_frame(conn, _ANOMALY_EVENTS, params), ["excess_kwh", "excess_cost"])
