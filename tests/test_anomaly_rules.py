@@ -16,22 +16,22 @@ from enms_dagster.anomalies.contracts import (
     Thresholds,
     severity_for,
 )
-from enms_dagster.anomalies.detectors import (
+from enms_dagster.anomalies.detectors import detect_anomalies_by_day, local_days
+from enms_dagster.anomalies.multivariate import detect_multivariate_anomalies
+from enms_dagster.anomalies.raw_signals import (
     RawSignals,
-    detect_anomalies_by_day,
-    detect_base_load_creep,
     detect_frozen_power,
-    detect_idle_power,
     detect_meter_resets,
-    detect_multivariate_anomalies,
+    detect_unsteady_pressure,
+)
+from enms_dagster.anomalies.residuals import detect_residual_drift, detect_residual_zscores
+from enms_dagster.anomalies.rules import (
+    detect_base_load_creep,
+    detect_idle_power,
     detect_out_of_hours,
     detect_power_while_off,
-    detect_residual_drift,
-    detect_residual_zscores,
     detect_rule_anomalies,
     detect_stuck_signal,
-    detect_unsteady_pressure,
-    local_days,
 )
 from enms_dagster.anomalies.store import (
     read_events,

@@ -29,9 +29,9 @@ from enms_dagster.anomalies.contracts import (
     SIGNAL_NOISE_COLUMNS,
     Thresholds,
 )
-from enms_dagster.anomalies.detectors import RawSignals
 from enms_dagster.anomalies.evaluation import evaluate, evaluate_detectors, format_evaluation
 from enms_dagster.anomalies.events import EVENT_COLUMNS, STATE_COLUMNS, group_runs, reconcile_events
+from enms_dagster.anomalies.raw_signals import RawSignals
 from enms_dagster.baselines.registry import expected_energy
 from enms_dagster.db.sql_files import read_sql
 from enms_dagster.plant import MachineLabel
