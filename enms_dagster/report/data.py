@@ -2,7 +2,8 @@
 
 The migrations create every table read here; a warehouse whose priced marts (``marts.fct_*``)
 have not been materialized for the period still gets a report: the energy split then comes from
-``core.hourly_energy`` and the missing parts say so.
+``core.hourly_energy`` and the missing parts say so. Only ``marts.anomaly_events`` is still
+looked up first: a report without it says that anomaly detection did not run.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ ORDER BY e.excess_kwh DESC NULLS LAST, e.start_ts
 """).format(
     columns=sql.SQL(", ").join(sql.Identifier("e", c) for c in (*EVENT_COLUMNS, "acknowledged_at"))
 )
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a (schema-qualified) table or view exists."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
 
 
 def report_sites(conn: psycopg.Connection) -> list[str]:
@@ -192,11 +198,17 @@ def load_report_data(
     performance, baseline = _site_performance(conn, params)
     sources.append("EnPI and CUSUM: marts.energy_performance_daily")
 
-    anomaly_days = _frame(conn, _ANOMALY_DAYS, {**params, "levels": list(SEVERITIES)})
-    if anomaly_days.empty:
-        anomaly_days = pd.DataFrame(columns=list(ANOMALY_DAY_COLUMNS))
-    anomaly_events = _floats(_frame(conn, _ANOMALY_EVENTS, params), ["excess_kwh", "excess_cost"])
-    sources.append("anomalies: marts.anomaly_events")
+    anomaly_days = anomaly_events = None
+    if table_exists(conn, "marts.anomaly_events"):
+        anomaly_days = _frame(conn, _ANOMALY_DAYS, {**params, "levels": list(SEVERITIES)})
+        if anomaly_days.empty:
+            anomaly_days = pd.DataFrame(columns=list(ANOMALY_DAY_COLUMNS))
+        anomaly_events = _floats(
+            _frame(conn, _ANOMALY_EVENTS, params), ["excess_kwh", "excess_cost"]
+        )
+        sources.append("anomalies: marts.anomaly_events")
+    else:
+        notes.append("marts.anomaly_events does not exist: anomaly detection not run.")
 
     return ReportData(
         site_id=site_id,
