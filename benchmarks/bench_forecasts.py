@@ -37,14 +37,14 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from enms_dagster.analytics.forecasts import MODELS, ForecastSettings, run_forecasts
 from enms_dagster.db import connect, migrate
-from enms_dagster.forecast_store import load_forecast_tasks
+from enms_dagster.forecasts.models import MODELS, ForecastSettings, run_forecasts
+from enms_dagster.forecasts.store import load_forecast_tasks
+from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator.backfill import backfill_direct
-from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 
 FIRST_DAY = dt.date(2026, 1, 5)  # a Monday
 HISTORY_DAYS = 64  # 56 training days, a week of lags, and the first target day

@@ -26,11 +26,11 @@ import psycopg
 from psycopg import sql
 
 from enms_dagster.db import migrate
+from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator import STATE_NAMES, simulate  # noqa: F401  (state codes are ints)
-from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 
 DAY = dt.date(2026, 3, 10)  # the measured local day (a Tuesday), the last day landed
 HISTORY_SHORT, HISTORY_LONG = 7, 30

@@ -30,8 +30,8 @@ import dagster as dg
 import numpy as np
 from history import FIRST_DAY, land_history, sampled_reference_plant, scratch_database
 
-from enms_dagster.analytics.evaluation import evaluate
-from enms_dagster.anomaly_store import evaluation_report, read_events, read_fault_labels
+from enms_dagster.anomalies.evaluation import evaluate
+from enms_dagster.anomalies.store import evaluation_report, read_events, read_fault_labels
 from enms_dagster.assets.anomalies import build_anomalies
 from enms_dagster.baselines.registry import fit_and_register
 from enms_dagster.db import connect

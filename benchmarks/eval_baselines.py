@@ -17,7 +17,7 @@ import time
 
 from history import land_history, sampled_reference_plant, scratch_database
 
-from enms_dagster.analytics.baselines import ASHRAE14
+from enms_dagster.baselines.model import ASHRAE14
 from enms_dagster.baselines.registry import fit_and_register
 from enms_dagster.db import connect
 

@@ -15,12 +15,12 @@ import psycopg
 from psycopg import sql
 
 from enms_dagster.db import connect, migrate
+from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.plant.store import save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator.backfill import backfill_direct
 from enms_dagster.simulator.faults import FaultLabel
-from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FIRST_DAY = dt.datetime(2026, 1, 4, 23, tzinfo=dt.UTC)  # local midnight, Monday 5 January

@@ -38,7 +38,7 @@ def _register_plant(database_url: str, settings: Settings, out=None) -> None:
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from enms_dagster.db import applied_versions, migrate
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -54,7 +54,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from enms_dagster.demo import run_demo
+    from enms_dagster.runtime.demo import run_demo
 
     run_demo(days=args.days, seed=args.seed, history_days=args.history_days)
     return 0
@@ -62,8 +62,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from enms_dagster.db import migrate
-    from enms_dagster.demo import dagster_instance
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.demo import dagster_instance
+    from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -96,7 +96,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     from enms_dagster.db import migrate
     from enms_dagster.ingest.service import run_ingestor
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -124,7 +124,7 @@ SHARE_GROUP_WITHDRAWN = (
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.quarantine import pending_entries, redrive, summarize
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     with running_services(settings) as services:
@@ -173,7 +173,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     window = settings.readings_window(since=args.since)
@@ -206,7 +206,7 @@ def _migrated_warehouse(settings: Settings) -> Iterator[str]:
     """The warehouse URL, migrated: ENMS_DATABASE_URL, or the embedded PostgreSQL when unset (the
     database commands need no broker)."""
     from enms_dagster.db import migrate
-    from enms_dagster.services import start_embedded_postgres
+    from enms_dagster.runtime.services import start_embedded_postgres
 
     with contextlib.ExitStack() as stack:
         database_url = settings.database_url
@@ -312,7 +312,7 @@ def _positive_int(text: str) -> int:
 def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from enms_dagster.anomaly_store import evaluation_report
+    from enms_dagster.anomalies.store import evaluation_report
     from enms_dagster.db import connect
 
     end = dt.datetime.now(dt.UTC)
@@ -329,7 +329,7 @@ def _cmd_evaluate_anomalies(args: argparse.Namespace) -> int:
 def _cmd_alerts_ack(args: argparse.Namespace) -> int:
     import getpass
 
-    from enms_dagster.alerts import acknowledge
+    from enms_dagster.anomalies.alerts import acknowledge
     from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:
@@ -343,7 +343,7 @@ def _cmd_alerts_ack(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts_status(args: argparse.Namespace) -> int:
-    from enms_dagster.alert_delivery import delivery_status
+    from enms_dagster.anomalies.alert_delivery import delivery_status
     from enms_dagster.db import connect
 
     with _migrated_warehouse(Settings.from_env()) as database_url:

@@ -8,6 +8,7 @@ import dagster as dg
 
 from enms_dagster.assets.anomalies import build_anomalies
 from enms_dagster.assets.baselines import energy_baselines, energy_performance
+from enms_dagster.assets.drift import drift_events
 from enms_dagster.assets.drivers import build_hourly_drivers
 from enms_dagster.assets.forecasts import (
     build_load_forecasts,
@@ -34,9 +35,9 @@ from enms_dagster.jobs import (
     retention_job,
 )
 from enms_dagster.partitions import daily_partitions, plant_timezone
-from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
-from enms_dagster.sensors.drift import baseline_drift_sensor, drift_events
+from enms_dagster.resources import AlertsResource, PlantResource, WarehouseResource
+from enms_dagster.sensors.alerts import anomaly_alerts_sensor
+from enms_dagster.sensors.drift import baseline_drift_sensor
 from enms_dagster.sensors.raw_readings import build_raw_readings_sensor
 
 

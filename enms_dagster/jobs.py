@@ -5,6 +5,12 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from enms_dagster.assets.check_names import (
+    RAW_READINGS_COUNTERS_MONOTONIC,
+    RAW_READINGS_IN_PHYSICAL_RANGE,
+    RAW_READINGS_NOT_IN_FUTURE,
+)
+
 energy_job = dg.define_asset_job(
     "energy_job",
     selection=dg.AssetSelection.assets(
@@ -19,9 +25,9 @@ energy_job = dg.define_asset_job(
         *(
             dg.AssetCheckKey(dg.AssetKey("raw_readings"), name)
             for name in (
-                "raw_readings_in_physical_range",
-                "raw_readings_not_in_future",
-                "raw_readings_counters_monotonic",
+                RAW_READINGS_IN_PHYSICAL_RANGE,
+                RAW_READINGS_NOT_IN_FUTURE,
+                RAW_READINGS_COUNTERS_MONOTONIC,
             )
         )
     ),
@@ -32,9 +38,8 @@ energy_job = dg.define_asset_job(
     ),
 )
 
-# The schedules replace the seed's background loops, in the plant's time zone: hourly (energy
-# and anomalies), daily (forecasts at 00:30; KPIs, performance and the report at 01:15), weekly
-# (baselines).
+# The schedules run in the plant's time zone: hourly (energy and anomalies), daily (forecasts at
+# 00:30; KPIs, performance and the report at 01:15), weekly (baselines).
 hourly_job = dg.define_asset_job(
     "hourly_job",
     selection=dg.AssetSelection.assets(

@@ -26,7 +26,7 @@ from psycopg import sql
 from enms_dagster.db import connect, migrate
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import save_plant
-from enms_dagster.services import embedded_broker, start_embedded_postgres
+from enms_dagster.runtime.services import embedded_broker, start_embedded_postgres
 from enms_dagster.settings import MqttAddress
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -243,9 +243,9 @@ def baseline_history(tmp_path_factory) -> Iterator[History]:
     aggregated by the hourly transforms, as the platform does."""
     import datetime as dt
 
+    from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
     from enms_dagster.simulator.backfill import backfill_direct
     from enms_dagster.simulator.faults import EfficiencyMeasure
-    from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 
     plant = load_plant(COARSE_PLANT)
     start = dt.datetime(2026, 1, 4, 23, tzinfo=dt.UTC)  # 2026-01-05 00:00 Europe/Berlin

@@ -11,13 +11,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from enms_dagster.alert_delivery import DeliveryPolicy, delivery_status
-from enms_dagster.alerts import alert_topic, publish_alerts
-from enms_dagster.analytics.events import MachineLabel
-from enms_dagster.anomaly_store import store_anomalies
+from enms_dagster.anomalies.alert_delivery import DeliveryPolicy, delivery_status
+from enms_dagster.anomalies.alerts import alert_topic, publish_alerts
+from enms_dagster.anomalies.store import store_anomalies
 from enms_dagster.db import connect
-from enms_dagster.resources import WarehouseResource
-from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
+from enms_dagster.plant import MachineLabel
+from enms_dagster.resources import AlertsResource, WarehouseResource
+from enms_dagster.sensors.alerts import anomaly_alerts_sensor
 from tests.brokers import Mosquitto
 from tests.test_alerts import Subscriber, recent_hour, store_batch
 from tests.test_anomaly_events import flags_for

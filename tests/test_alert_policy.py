@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enms_dagster.alert_delivery import (
+from enms_dagster.anomalies.alert_delivery import (
     DeliveryPolicy,
     alert_id_for,
     describe_error,

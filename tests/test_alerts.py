@@ -14,12 +14,12 @@ import paho.mqtt.publish as mqtt_publish
 import pandas as pd
 import pytest
 
-from enms_dagster.alerts import acknowledge, alert_topic, publish_alerts
-from enms_dagster.analytics.events import MachineLabel
-from enms_dagster.anomaly_store import read_events, store_anomalies
+from enms_dagster.anomalies.alerts import acknowledge, alert_topic, publish_alerts
+from enms_dagster.anomalies.store import read_events, store_anomalies
 from enms_dagster.db import connect
-from enms_dagster.resources import WarehouseResource
-from enms_dagster.sensors.alerts import AlertsResource, anomaly_alerts_sensor
+from enms_dagster.plant import MachineLabel
+from enms_dagster.resources import AlertsResource, WarehouseResource
+from enms_dagster.sensors.alerts import anomaly_alerts_sensor
 from enms_dagster.settings import MqttAddress
 from tests.test_anomaly_events import flags_for
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from enms_dagster.analytics.evaluation import evaluate, evaluate_detectors, format_evaluation
+from enms_dagster.anomalies.evaluation import evaluate, evaluate_detectors, format_evaluation
 
 
 def ts(day: int, hour: int) -> pd.Timestamp:

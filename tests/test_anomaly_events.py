@@ -9,16 +9,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from enms_dagster.analytics.anomalies import FLAG_COLUMNS, with_excess_cost
-from enms_dagster.analytics.events import (
-    MachineLabel,
+from enms_dagster.anomalies.contracts import FLAG_COLUMNS
+from enms_dagster.anomalies.detectors import with_excess_cost
+from enms_dagster.anomalies.events import (
     distinct_problems,
     event_id_for,
     group_runs,
     reconcile_events,
 )
-from enms_dagster.anomaly_store import read_events, store_anomalies
+from enms_dagster.anomalies.store import read_events, store_anomalies
 from enms_dagster.definitions import defs as load_definitions
+from enms_dagster.plant import MachineLabel
 from enms_dagster.resources import PlantResource, WarehouseResource
 from tests.conftest import SMALL_PLANT
 from tests.test_anomaly_rules import SCORED_DAY, hours_of, local, machine_hours

@@ -10,36 +10,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from enms_dagster.analytics.anomalies import (
+from enms_dagster.anomalies.contracts import (
     FLAG_COLUMNS,
-    HOURLY_COLUMNS,
     SIGNAL_NOISE_COLUMNS,
-    RawSignals,
     Thresholds,
-    detect_anomalies_by_day,
-    detect_base_load_creep,
-    detect_frozen_power,
-    detect_idle_power,
-    detect_meter_resets,
-    detect_multivariate_anomalies,
-    detect_out_of_hours,
-    detect_power_while_off,
-    detect_residual_drift,
-    detect_residual_zscores,
-    detect_rule_anomalies,
-    detect_stuck_signal,
-    detect_unsteady_pressure,
-    local_days,
     severity_for,
 )
-from enms_dagster.analytics.events import MachineLabel
-from enms_dagster.anomaly_store import (
+from enms_dagster.anomalies.detectors import detect_anomalies_by_day, local_days
+from enms_dagster.anomalies.multivariate import detect_multivariate_anomalies
+from enms_dagster.anomalies.raw_signals import (
+    RawSignals,
+    detect_frozen_power,
+    detect_meter_resets,
+    detect_unsteady_pressure,
+)
+from enms_dagster.anomalies.residuals import detect_residual_drift, detect_residual_zscores
+from enms_dagster.anomalies.rules import (
+    detect_base_load_creep,
+    detect_idle_power,
+    detect_out_of_hours,
+    detect_power_while_off,
+    detect_rule_anomalies,
+    detect_stuck_signal,
+)
+from enms_dagster.anomalies.store import (
     read_events,
     read_raw_signals,
     store_anomalies,
     update_signal_noise,
 )
+from enms_dagster.hourly.frame import HOURLY_COLUMNS
 from enms_dagster.ingest.landing import land_batch
+from enms_dagster.plant import MachineLabel
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FIRST_DAY = dt.date(2026, 2, 2)  # a Monday; 35 days end before the change to summer time

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from enms_dagster.analytics.baselines import (
+from enms_dagster.baselines.model import (
     DRIVERS,
     BaselineModel,
     BaselineRequest,
@@ -91,7 +91,7 @@ def test_statistics_match_statsmodels_ols_on_the_same_design(resolution):
     model = fit_baseline(
         hours, BaselineRequest("X", resolution, ("parts", "heating_degrees", "site_parts"))
     )
-    from enms_dagster.analytics.baselines import _design
+    from enms_dagster.baselines.model import _design
 
     frame = model.frame(hours)
     if resolution == "daily":

@@ -7,7 +7,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from enms_dagster.demo import run_demo
+from enms_dagster.runtime.demo import run_demo
 from enms_dagster.settings import MqttAddress, Settings
 from tests.conftest import SMALL_PLANT
 

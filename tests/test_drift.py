@@ -12,13 +12,13 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enms_dagster.analytics.drift import (
+from enms_dagster.db import connect
+from enms_dagster.drift.cusum import (
     DriftSettings,
     cusum_alarms,
     detect_drift,
     residual_sigma,
 )
-from enms_dagster.db import connect
 
 K, H = DriftSettings().allowance, DriftSettings().threshold
 

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 from enms_dagster.ingest.landing import land_batch
-from enms_dagster.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 
 pytestmark = pytest.mark.integration
 

@@ -161,7 +161,7 @@ def test_rerunning_a_day_replaces_only_the_models_it_ran(week, baseline_history)
 
 
 def test_each_decision_is_kept_with_the_previous_champion(week, baseline_history):
-    from enms_dagster.forecast_store import decide_champions
+    from enms_dagster.forecasts.store import decide_champions
 
     with connect(baseline_history.database_url, autocommit=True) as conn:
         first = decide_champions(conn, NEXT)
@@ -183,7 +183,7 @@ def test_each_decision_is_kept_with_the_previous_champion(week, baseline_history
 @pytest.mark.parametrize("scope", ["machine", "site"])
 def test_the_known_calendar_matches_the_hourly_drivers(baseline_history, scope):
     from enms_dagster.baselines.registry import load_hourly_frame
-    from enms_dagster.forecast_store import load_calendar
+    from enms_dagster.forecasts.store import load_calendar
 
     ids = ["CMP-01", "HVAC-01"] if scope == "machine" else ["plant-a"]
     first, last = dt.date(2026, 1, 5), dt.date(2026, 4, 4)

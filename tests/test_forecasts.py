@@ -12,16 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enms_dagster.analytics.forecasts import (
+from enms_dagster.forecasts.models import (
     MODELS,
     REFERENCE_MODEL,
     ForecastSettings,
     backtest,
-    choose_champion,
     forecast_day,
-    pool_daily_scores,
-    score_forecasts,
 )
+from enms_dagster.forecasts.scoring import choose_champion, pool_daily_scores, score_forecasts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FAST = ForecastSettings(train_days=28)

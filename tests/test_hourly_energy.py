@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from enms_dagster.hourly.transforms import rebuild_hourly_energy
 from enms_dagster.ingest.landing import land_batch
-from enms_dagster.transforms import rebuild_hourly_energy, rebuild_kpi_daily
+from enms_dagster.marts.transforms import rebuild_kpi_daily
 
 pytestmark = pytest.mark.integration
 
@@ -325,7 +326,7 @@ def test_late_readings_for_an_old_day_change_that_day_only(warehouse):
 
 
 def test_freshly_landed_days_get_planner_statistics_before_the_transform(warehouse):
-    from enms_dagster.transforms import analyze_stale_readings
+    from enms_dagster.hourly.transforms import analyze_stale_readings
 
     day = dt.datetime(2027, 7, 15, 12, tzinfo=dt.UTC)  # a day no other test lands on
     rows = [("HYD-01", "power_kw", day + dt.timedelta(seconds=30 * i), 6.0) for i in range(200)]

@@ -22,14 +22,10 @@ import pytest
 from pytest import approx
 
 from enms_dagster.definitions import defs as load_definitions
+from enms_dagster.hourly.transforms import rebuild_hourly_drivers, rebuild_hourly_energy
 from enms_dagster.ingest.landing import land_batch
+from enms_dagster.marts.transforms import rebuild_fct_energy_hourly, rebuild_fct_kpi_daily
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import (
-    rebuild_fct_energy_hourly,
-    rebuild_fct_kpi_daily,
-    rebuild_hourly_drivers,
-    rebuild_hourly_energy,
-)
 
 DEFS = load_definitions()
 hourly_energy, hourly_drivers, fct_energy_hourly, fct_kpi_daily = (

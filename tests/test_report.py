@@ -238,12 +238,12 @@ def fitted_history(baseline_history):
     the KPI marts built; returns it and its last local day."""
     from enms_dagster.baselines.registry import fit_and_register, rebuild_energy_performance
     from enms_dagster.db import connect
-    from enms_dagster.report.data import last_day_with_data
-    from enms_dagster.transforms import (
+    from enms_dagster.marts.transforms import (
         rebuild_fct_energy_hourly,
         rebuild_fct_kpi_daily,
         rebuild_kpi_daily,
     )
+    from enms_dagster.report.data import last_day_with_data
 
     h = baseline_history
     end = h.start + dt.timedelta(days=h.days)

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from enms_dagster.assets.hourly import RETENTION_REQUIRES
+from enms_dagster.hourly.quality import CheckOutcome, record_check_outcome
+from enms_dagster.hourly.retention import drop_raw_days, plan_raw_retention
+from enms_dagster.hourly.transforms import rebuild_hourly_energy
 from enms_dagster.ingest.landing import land_batch
-from enms_dagster.quality import CheckOutcome, record_check_outcome
-from enms_dagster.retention import drop_raw_days, plan_raw_retention
-from enms_dagster.transforms import rebuild_hourly_energy
 
 pytestmark = pytest.mark.integration
 

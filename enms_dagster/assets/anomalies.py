@@ -8,16 +8,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from enms_dagster.analytics.anomalies import (
-    Thresholds,
-    detect_anomalies_by_day,
-    with_excess_cost,
-)
-from enms_dagster.anomaly_store import (
-    machine_labels,
-    plant_currency,
+from enms_dagster.anomalies.contracts import Thresholds
+from enms_dagster.anomalies.detectors import detect_anomalies_by_day, with_excess_cost
+from enms_dagster.anomalies.store import (
     read_events,
-    read_hourly_frame,
     read_raw_signals,
     read_residuals,
     run_evaluation,
@@ -25,13 +19,16 @@ from enms_dagster.anomaly_store import (
     update_signal_noise,
 )
 from enms_dagster.charts import figure_markdown, markdown_table, subplots
+from enms_dagster.hourly.store import read_hourly_frame
+from enms_dagster.plant import machine_labels, plant_currency
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 
 class AnomaliesConfig(dg.Config):
     """Price of excess energy and how much history the detectors learn from."""
 
-    price_per_kwh: float = 0.20  # until the site's tariff prices each hour
+    # one flat price for excess kWh: the tariffs price each hour in marts.fct_energy_hourly only
+    price_per_kwh: float = 0.20
     reference_days: int = 28
     forest_quantile: float = Thresholds.forest_quantile
     z_threshold: float = Thresholds.z_threshold

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from enms_dagster.charts import markdown_table
+from enms_dagster.hourly.transforms import COOLING_BASE_C, HEATING_BASE_C, rebuild_hourly_drivers
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import COOLING_BASE_C, HEATING_BASE_C, rebuild_hourly_drivers
 
 
 class DriversConfig(dg.Config):

@@ -6,14 +6,9 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from enms_dagster.analytics.forecasts import (
-    MODELS,
-    REFERENCE_MODEL,
-    ForecastSettings,
-    run_forecasts,
-)
 from enms_dagster.charts import forecast_markdown, markdown_table
-from enms_dagster.forecast_store import (
+from enms_dagster.forecasts.models import MODELS, REFERENCE_MODEL, ForecastSettings, run_forecasts
+from enms_dagster.forecasts.store import (
     champion_forecasts,
     current_champions,
     decide_champions,

@@ -5,10 +5,18 @@ import datetime as dt
 
 import dagster as dg
 
-from enms_dagster import quality
+from enms_dagster.assets.check_names import (
+    HOURLY_ENERGY_COMPLETE,
+    HOURLY_ENERGY_COUNTER_MATCHES_POWER,
+    HOURLY_ENERGY_NOT_NEGATIVE,
+    RAW_READINGS_COUNTERS_MONOTONIC,
+    RAW_READINGS_IN_PHYSICAL_RANGE,
+    RAW_READINGS_NOT_IN_FUTURE,
+)
 from enms_dagster.charts import markdown_table
+from enms_dagster.hourly import quality
+from enms_dagster.hourly.transforms import rebuild_hourly_energy
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import rebuild_hourly_energy
 
 
 def _window_days(window: dg.TimeWindow) -> list[dt.date]:
@@ -98,7 +106,12 @@ def build_hourly_energy_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """The checks on each day of hourly energy."""
 
-    @dg.asset_check(asset="hourly_energy", blocking=True, partitions_def=partitions)
+    @dg.asset_check(
+        asset="hourly_energy",
+        blocking=True,
+        partitions_def=partitions,
+        name=HOURLY_ENERGY_NOT_NEGATIVE,
+    )
     def hourly_energy_not_negative(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -107,9 +120,11 @@ def build_hourly_energy_checks(
         window = context.partition_time_window
         with warehouse.connect() as conn:
             outcome = quality.check_hourly_energy_not_negative(conn, window.start, window.end)
-        return _result(context, warehouse, "hourly_energy", "hourly_energy_not_negative", outcome)
+        return _result(context, warehouse, "hourly_energy", HOURLY_ENERGY_NOT_NEGATIVE, outcome)
 
-    @dg.asset_check(asset="hourly_energy", partitions_def=partitions)
+    @dg.asset_check(
+        asset="hourly_energy", partitions_def=partitions, name=HOURLY_ENERGY_COUNTER_MATCHES_POWER
+    )
     def hourly_energy_counter_matches_power(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -118,10 +133,10 @@ def build_hourly_energy_checks(
         with warehouse.connect() as conn:
             outcome = quality.check_counter_matches_power(conn, window.start, window.end)
         return _result(
-            context, warehouse, "hourly_energy", "hourly_energy_counter_matches_power", outcome
+            context, warehouse, "hourly_energy", HOURLY_ENERGY_COUNTER_MATCHES_POWER, outcome
         )
 
-    @dg.asset_check(asset="hourly_energy", partitions_def=partitions)
+    @dg.asset_check(asset="hourly_energy", partitions_def=partitions, name=HOURLY_ENERGY_COMPLETE)
     def hourly_energy_complete(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -133,7 +148,7 @@ def build_hourly_energy_checks(
             context,
             warehouse,
             "hourly_energy",
-            "hourly_energy_complete",
+            HOURLY_ENERGY_COMPLETE,
             outcome,
             dg.AssetCheckSeverity.WARN,
         )
@@ -150,7 +165,9 @@ def build_raw_readings_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """The checks on each day of raw readings (days of the plant's time zone)."""
 
-    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    @dg.asset_check(
+        asset="raw_readings", partitions_def=partitions, name=RAW_READINGS_IN_PHYSICAL_RANGE
+    )
     def raw_readings_in_physical_range(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -160,11 +177,11 @@ def build_raw_readings_checks(
             outcome = quality.check_raw_values_in_range(
                 conn, window.start, window.end, partitions.timezone
             )
-        return _result(
-            context, warehouse, "raw_readings", "raw_readings_in_physical_range", outcome
-        )
+        return _result(context, warehouse, "raw_readings", RAW_READINGS_IN_PHYSICAL_RANGE, outcome)
 
-    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    @dg.asset_check(
+        asset="raw_readings", partitions_def=partitions, name=RAW_READINGS_NOT_IN_FUTURE
+    )
     def raw_readings_not_in_future(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -173,9 +190,11 @@ def build_raw_readings_checks(
             outcome = quality.check_raw_no_future_readings(
                 conn, dt.datetime.now(dt.UTC), partitions.timezone
             )
-        return _result(context, warehouse, "raw_readings", "raw_readings_not_in_future", outcome)
+        return _result(context, warehouse, "raw_readings", RAW_READINGS_NOT_IN_FUTURE, outcome)
 
-    @dg.asset_check(asset="raw_readings", partitions_def=partitions)
+    @dg.asset_check(
+        asset="raw_readings", partitions_def=partitions, name=RAW_READINGS_COUNTERS_MONOTONIC
+    )
     def raw_readings_counters_monotonic(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
@@ -190,7 +209,7 @@ def build_raw_readings_checks(
             context,
             warehouse,
             "raw_readings",
-            "raw_readings_counters_monotonic",
+            RAW_READINGS_COUNTERS_MONOTONIC,
             outcome,
             dg.AssetCheckSeverity.WARN,
         )
@@ -204,6 +223,6 @@ def build_raw_readings_checks(
 
 # Checks whose failure on a day keeps that day's raw readings from retention.
 RETENTION_REQUIRES = {
-    "hourly_energy": ("hourly_energy_not_negative", "hourly_energy_counter_matches_power"),
-    "raw_readings": ("raw_readings_in_physical_range", "raw_readings_not_in_future"),
+    "hourly_energy": (HOURLY_ENERGY_NOT_NEGATIVE, HOURLY_ENERGY_COUNTER_MATCHES_POWER),
+    "raw_readings": (RAW_READINGS_IN_PHYSICAL_RANGE, RAW_READINGS_NOT_IN_FUTURE),
 }

@@ -7,12 +7,12 @@ import datetime as dt
 import dagster as dg
 
 from enms_dagster.charts import bar_chart_markdown, markdown_table
-from enms_dagster.resources import WarehouseResource
-from enms_dagster.transforms import (
+from enms_dagster.marts.transforms import (
     rebuild_fct_energy_hourly,
     rebuild_fct_kpi_daily,
     rebuild_kpi_daily,
 )
+from enms_dagster.resources import WarehouseResource
 
 
 def _window_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -35,7 +35,9 @@ def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Asset
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         """marts.kpi_daily: energy, average kW, 15-minute peak and load factor per machine and
-        day."""
+        local day, from core.hourly_energy alone (no tariff). fct_kpi_daily holds the priced set
+        at machine, line and site level; the report falls back to this table's peak where
+        fct_kpi_daily has no rows for the period."""
         window = context.partition_time_window
         first: dt.date = window.start.date()
         last: dt.date = (window.end - dt.timedelta(seconds=1)).date()

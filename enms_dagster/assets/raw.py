@@ -3,6 +3,7 @@ MQTT sensor one day partition at a time."""
 
 import dagster as dg
 
+from enms_dagster.assets.check_names import INGESTOR_ALIVE
 from enms_dagster.charts import markdown_table
 from enms_dagster.ingest.batches import IngestorHealth, read_ingestor_health
 from enms_dagster.resources import WarehouseResource
@@ -26,7 +27,7 @@ def build_raw_readings(partitions: dg.DailyPartitionsDefinition) -> dg.AssetSpec
 def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key="raw_readings",
-        check_name="ingestor_alive",
+        check_name=INGESTOR_ALIVE,
         passed=health.alive,
         severity=dg.AssetCheckSeverity.WARN,
         description=health.summary,
@@ -53,7 +54,7 @@ def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="raw_readings", name="ingestor_alive")
+@dg.asset_check(asset="raw_readings", name=INGESTOR_ALIVE)
 def ingestor_alive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """At least one ingestor sent a heartbeat in the last minute; shows each one's state,
     queue, throughput, quarantine rate and last error, and names members that crashed or fell

@@ -6,8 +6,8 @@ import dagster as dg
 
 from enms_dagster.assets.hourly import RETENTION_REQUIRES
 from enms_dagster.charts import markdown_table
+from enms_dagster.hourly.retention import drop_raw_days, plan_raw_retention
 from enms_dagster.resources import WarehouseResource
-from enms_dagster.retention import drop_raw_days, plan_raw_retention
 
 
 class RetentionConfig(dg.Config):

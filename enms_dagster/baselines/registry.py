@@ -1,6 +1,6 @@
 """Baselines in the warehouse: training frames read from the hourly layer, the model registry
 (``marts.baseline_models``), expected energy from the active models, and daily energy
-performance (EnPI, savings, CUSUM). The maths is in ``enms_dagster.analytics.baselines``."""
+performance (EnPI, savings, CUSUM). The maths is in ``enms_dagster.baselines.model``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
-from enms_dagster.analytics.baselines import (
+from enms_dagster.baselines.model import (
     BaselineModel,
     BaselineRequest,
     BaselineRequestError,

@@ -241,3 +241,29 @@ def is_production_time(site: Site, local: dt.datetime) -> bool:
     if local.weekday() not in site.shift.weekdays or local.date() in site.holidays:
         return False
     return site.shift.start <= local.time() < site.shift.end
+
+
+@dataclass(frozen=True)
+class MachineLabel:
+    """How a machine is named in a sentence, and where it is."""
+
+    name: str
+    site_id: str
+    timezone: str = "UTC"
+
+
+def machine_labels(plant: Plant) -> dict[str, MachineLabel]:
+    """Name, site and time zone of each machine, for the event sentences."""
+    return {
+        m.machine_id: MachineLabel(m.name, m.site_id, plant.sites[m.site_id].timezone)
+        for m in plant.machines.values()
+    }
+
+
+def plant_currency(plant: Plant, default: str = "EUR") -> str:
+    """The currency of the first site tariff that names one."""
+    for site in plant.sites.values():
+        for tariff in site.tariffs:
+            if tariff.get("currency"):
+                return str(tariff["currency"])
+    return default

@@ -1,8 +1,9 @@
 """What the energy report shows, read from the warehouse with psycopg (no Dagster here).
 
-Optional tables are looked up with ``to_regclass`` first, so a warehouse that has not got the
-priced marts (``marts.fct_*``) or anomaly detection (``marts.anomaly_events``) yet still gets a
-report: the energy split then comes from ``core.hourly_energy`` and the missing parts say so.
+The migrations create every table read here; a warehouse whose priced marts (``marts.fct_*``)
+have not been materialized for the period still gets a report: the energy split then comes from
+``core.hourly_energy`` and the missing parts say so. Only ``marts.anomaly_events`` is still
+looked up first: a report without it says that anomaly detection did not run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import psycopg
+from psycopg import sql
 
+from enms_dagster.anomalies.contracts import SEVERITIES
+from enms_dagster.anomalies.events import EVENT_COLUMNS
 from enms_dagster.report.html import (
     ANOMALY_DAY_COLUMNS,
     MACHINE_COLUMNS,
@@ -54,11 +58,11 @@ WHERE m.site_id = %(site)s AND h.local_date BETWEEN %(first)s AND %(last)s
 GROUP BY h.machine_id"""
 )
 
+# the severity ladder arrives as %(levels)s (anomalies.contracts.SEVERITIES)
 _ANOMALY_DAYS = """
 SELECT e.machine_id, (h AT TIME ZONE s.timezone)::date AS local_date,
        count(DISTINCT h) AS flagged_hours,
-       (ARRAY['low', 'medium', 'high'])[max(array_position(
-           ARRAY['low', 'medium', 'high'], e.severity))] AS severity,
+       (%(levels)s::text[])[max(array_position(%(levels)s::text[], e.severity))] AS severity,
        string_agg(DISTINCT e.kind, ', ') AS kinds
 FROM marts.anomaly_events e
 JOIN core.sites s USING (site_id)
@@ -72,16 +76,18 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
-_ANOMALY_EVENTS = """
-SELECT e.event_id, e.machine_id, e.kind, e.severity, e.start_ts, e.hours, e.excess_kwh,
-       e.excess_cost, e.currency, e.sentence, e.acknowledged_at
+# Every column of an event (the table shows some of them) and whether someone acknowledged it.
+_ANOMALY_EVENTS = sql.SQL("""
+SELECT {columns}
 FROM marts.anomaly_events e
 JOIN core.sites s USING (site_id)
 WHERE e.site_id = %(site)s
   AND e.end_ts > %(first)s::date::timestamp AT TIME ZONE s.timezone
   AND e.start_ts < (%(last)s::date + 1)::timestamp AT TIME ZONE s.timezone
 ORDER BY e.excess_kwh DESC NULLS LAST, e.start_ts
-"""
+""").format(
+    columns=sql.SQL(", ").join(sql.Identifier("e", c) for c in (*EVENT_COLUMNS, "acknowledged_at"))
+)
 
 
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
@@ -114,7 +120,7 @@ def last_day_with_data(conn: psycopg.Connection, site_id: str) -> dt.date | None
     ).fetchone()[0]
 
 
-def _frame(conn: psycopg.Connection, query: str, params: dict) -> pd.DataFrame:
+def _frame(conn: psycopg.Connection, query: str | sql.Composable, params: dict) -> pd.DataFrame:
     cur = conn.execute(query, params)
     return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
 
@@ -190,12 +196,11 @@ def load_report_data(
     machines = _floats(machines, MACHINE_COLUMNS[5:])[list(MACHINE_COLUMNS)]
 
     performance, baseline = _site_performance(conn, params)
-    if table_exists(conn, "marts.energy_performance_daily"):
-        sources.append("EnPI and CUSUM: marts.energy_performance_daily")
+    sources.append("EnPI and CUSUM: marts.energy_performance_daily")
 
     anomaly_days = anomaly_events = None
     if table_exists(conn, "marts.anomaly_events"):
-        anomaly_days = _frame(conn, _ANOMALY_DAYS, params)
+        anomaly_days = _frame(conn, _ANOMALY_DAYS, {**params, "levels": list(SEVERITIES)})
         if anomaly_days.empty:
             anomaly_days = pd.DataFrame(columns=list(ANOMALY_DAY_COLUMNS))
         anomaly_events = _floats(
@@ -230,33 +235,29 @@ def _energy_split(conn: psycopg.Connection, params: dict) -> tuple[pd.DataFrame,
         "WHERE m.site_id = %(site)s AND h.local_date BETWEEN %(first)s AND %(last)s",
         params,
     ).fetchone()
-    if table_exists(conn, "marts.fct_energy_hourly"):
-        (mart_rows,) = conn.execute(
-            "SELECT count(*) FROM marts.fct_energy_hourly "
-            "WHERE site_id = %(site)s AND local_date BETWEEN %(first)s AND %(last)s",
-            params,
-        ).fetchone()
-        if mart_rows and mart_rows >= core_rows:
-            return _frame(conn, _SPLIT_FROM_MART, params), "marts.fct_energy_hourly"
+    (mart_rows,) = conn.execute(
+        "SELECT count(*) FROM marts.fct_energy_hourly "
+        "WHERE site_id = %(site)s AND local_date BETWEEN %(first)s AND %(last)s",
+        params,
+    ).fetchone()
+    if mart_rows and mart_rows >= core_rows:
+        return _frame(conn, _SPLIT_FROM_MART, params), "marts.fct_energy_hourly"
     return _frame(conn, _SPLIT_FROM_CORE, params), "core.hourly_energy + core.hourly_drivers"
 
 
 def _machine_kpis(conn: psycopg.Connection, params: dict) -> tuple[pd.DataFrame, str] | None:
     """Cost (energy and demand charge share), CO2e and peak per machine: marts.fct_kpi_daily,
     else the peak from marts.kpi_daily; None when neither has rows for the period."""
-    if table_exists(conn, "marts.fct_kpi_daily"):
-        frame = _frame(
-            conn,
-            "SELECT level_id AS machine_id, sum(total_cost) AS cost, sum(co2e_kg) AS co2e_kg, "
-            "max(peak_15min_kw) AS peak_15min_kw, max(currency) AS currency "
-            "FROM marts.fct_kpi_daily WHERE level = 'machine' AND site_id = %(site)s "
-            "AND local_date BETWEEN %(first)s AND %(last)s GROUP BY level_id",
-            params,
-        )
-        if len(frame):
-            return _floats(frame, ["cost", "co2e_kg", "peak_15min_kw"]), "marts.fct_kpi_daily"
-    if not table_exists(conn, "marts.kpi_daily"):
-        return None
+    frame = _frame(
+        conn,
+        "SELECT level_id AS machine_id, sum(total_cost) AS cost, sum(co2e_kg) AS co2e_kg, "
+        "max(peak_15min_kw) AS peak_15min_kw, max(currency) AS currency "
+        "FROM marts.fct_kpi_daily WHERE level = 'machine' AND site_id = %(site)s "
+        "AND local_date BETWEEN %(first)s AND %(last)s GROUP BY level_id",
+        params,
+    )
+    if len(frame):
+        return _floats(frame, ["cost", "co2e_kg", "peak_15min_kw"]), "marts.fct_kpi_daily"
     frame = _frame(
         conn,
         "SELECT machine_id, max(peak_15min_kw) AS peak_15min_kw FROM marts.kpi_daily "
@@ -271,8 +272,6 @@ def _machine_kpis(conn: psycopg.Connection, params: dict) -> tuple[pd.DataFrame,
 
 def _machine_enpi(conn: psycopg.Connection, params: dict) -> pd.DataFrame:
     """Each machine's EnPI over the period: its actual ÷ baseline-expected kWh."""
-    if not table_exists(conn, "marts.energy_performance_daily"):
-        return pd.DataFrame(columns=["machine_id", "enpi"])
     frame = _frame(
         conn,
         "SELECT scope_id AS machine_id, sum(actual_kwh) / NULLIF(sum(expected_kwh), 0) AS enpi "
@@ -284,8 +283,6 @@ def _machine_enpi(conn: psycopg.Connection, params: dict) -> pd.DataFrame:
 
 
 def _site_performance(conn: psycopg.Connection, params: dict) -> tuple[pd.DataFrame, str | None]:
-    if not table_exists(conn, "marts.energy_performance_daily"):
-        return pd.DataFrame(columns=list(PERFORMANCE_COLUMNS)), None
     frame = _frame(
         conn,
         "SELECT " + ", ".join(f"p.{c}" for c in PERFORMANCE_COLUMNS) + ", m.version, "

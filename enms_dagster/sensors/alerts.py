@@ -1,44 +1,12 @@
 """The alert sensor: queues new and escalated anomaly events and delivers the alert outbox on
 ``enms/<site>/alerts`` and the webhook."""
 
-import datetime as dt
 import uuid
 
 import dagster as dg
 
-from enms_dagster.alert_delivery import DeliveryPolicy
-from enms_dagster.alerts import publish_alerts, webhook_url_from_env
-from enms_dagster.resources import WarehouseResource
-from enms_dagster.settings import Settings
-
-_DEFAULT = DeliveryPolicy()
-
-
-class AlertsResource(dg.ConfigurableResource):
-    """Where alerts go and how hard each channel tries. Empty ``mqtt_url``: ``ENMS_MQTT_URL``;
-    empty ``webhook_url``: ``ENMS_ALERT_WEBHOOK_URL`` (unset: MQTT only). Events below
-    ``min_severity`` never alert. A delivery gives up after ``max_attempts`` attempts or
-    ``give_up_after_hours``; one tick spends at most ``webhook_budget_s`` on the webhook."""
-
-    mqtt_url: str = ""
-    webhook_url: str = ""
-    min_severity: str = "low"
-    max_attempts: int = _DEFAULT.max_attempts
-    give_up_after_hours: float = _DEFAULT.give_up_after / dt.timedelta(hours=1)
-    webhook_budget_s: float = _DEFAULT.webhook_budget_s
-
-    def broker_url(self) -> str | None:
-        return self.mqtt_url or Settings.from_env().mqtt_url
-
-    def webhook(self) -> str | None:
-        return self.webhook_url or webhook_url_from_env()
-
-    def policy(self) -> DeliveryPolicy:
-        return DeliveryPolicy(
-            max_attempts=self.max_attempts,
-            give_up_after=dt.timedelta(hours=self.give_up_after_hours),
-            webhook_budget_s=self.webhook_budget_s,
-        )
+from enms_dagster.anomalies.alerts import publish_alerts
+from enms_dagster.resources import AlertsResource, WarehouseResource
 
 
 @dg.sensor(

@@ -3,9 +3,10 @@ as an event with its evidence, and requests one baseline re-fit per event."""
 
 import dagster as dg
 
-from enms_dagster.analytics.drift import DriftSettings
+from enms_dagster.assets.drift import drift_events
 from enms_dagster.charts import markdown_table
-from enms_dagster.forecast_store import (
+from enms_dagster.drift.cusum import DriftSettings
+from enms_dagster.drift.store import (
     StoredDriftEvent,
     drift_events_after,
     find_drift_events,
@@ -13,18 +14,6 @@ from enms_dagster.forecast_store import (
 )
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
-
-drift_events = dg.AssetSpec(
-    "drift_events",
-    group_name="baselines",
-    deps=["energy_baselines", "hourly_energy", "hourly_drivers"],
-    kinds={"postgres"},
-    description=(
-        "marts.drift_events: drifts of a machine's daily energy away from its active baseline "
-        "(two-sided CUSUM of residuals after the baseline period), with the evidence. Stored by "
-        "baseline_drift_sensor, which reports them here."
-    ),
-)
 
 
 def refit_request(event: StoredDriftEvent) -> dg.RunRequest:

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from enms_dagster.assets.check_names import INGESTOR_ALIVE
 from enms_dagster.assets.raw import ingestor_health_result
 from enms_dagster.ingest.batches import (
     BatchCursor,
@@ -107,7 +108,7 @@ def _check_evaluation(health) -> dg.AssetCheckEvaluation:
     result = ingestor_health_result(health)
     return dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey("raw_readings"),
-        check_name="ingestor_alive",
+        check_name=INGESTOR_ALIVE,
         passed=result.passed,
         severity=result.severity,
         description=result.description,

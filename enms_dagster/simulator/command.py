@@ -47,7 +47,7 @@ def parse_saving(text: str, plant: Plant) -> EfficiencyMeasure:
 
 
 def run_simulate(settings: Settings, options: SimulateOptions) -> int:
-    from enms_dagster.services import running_services
+    from enms_dagster.runtime.services import running_services
     from enms_dagster.simulator.backfill import backfill_direct, print_bar
     from enms_dagster.simulator.publish import (
         print_progress,

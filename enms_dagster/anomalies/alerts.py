@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
-from enms_dagster.alert_delivery import (
+from enms_dagster.anomalies.alert_delivery import (
     ChannelReport,
     DeliveryPolicy,
     alert_id_for,
@@ -28,18 +29,18 @@ from enms_dagster.alert_delivery import (
     deliver_webhook,
     enqueue_alert,
 )
-from enms_dagster.analytics.anomalies import SEVERITIES
-from enms_dagster.analytics.events import problem_groups
+from enms_dagster.anomalies.contracts import SEVERITIES
+from enms_dagster.anomalies.events import EVENT_COLUMNS, problem_groups
 
 WEBHOOK_ENV = "ENMS_ALERT_WEBHOOK_URL"
 # Events that ended longer ago than this are history, not news: a backfill of last month does
 # not page anyone (they stay in marts.anomaly_events).
 DEFAULT_STALE_AFTER = dt.timedelta(days=2)
 
-_PENDING_SQL = """
-SELECT event_id, site_id, machine_id, kind, method, start_ts, end_ts, hours, severity, score,
-       expected_kwh, actual_kwh, excess_kwh, excess_cost, currency, sentence, first_seen,
-       last_updated, alerted_severity
+# An event's columns, then the state an alert needs (the severity ladder arrives as %(levels)s).
+_PENDING_COLUMNS = (*EVENT_COLUMNS, "first_seen", "last_updated", "alerted_severity")
+_PENDING_SQL = sql.SQL("""
+SELECT {columns}
 FROM marts.anomaly_events
 WHERE acknowledged_at IS NULL
   AND (%(since)s::timestamptz IS NULL OR end_ts >= %(since)s)
@@ -49,7 +50,7 @@ WHERE acknowledged_at IS NULL
           > array_position(%(levels)s::text[], alerted_severity))
 ORDER BY first_seen, event_id
 FOR UPDATE SKIP LOCKED
-"""
+""").format(columns=sql.SQL(", ").join(map(sql.Identifier, _PENDING_COLUMNS)))
 
 
 def alert_topic(site_id: str) -> str:
@@ -197,7 +198,7 @@ def _pending(
 
 
 def group_alerts(alerts: list[Alert]) -> list[list[Alert]]:
-    """Alerts about one problem, together (``analytics.events.problem_groups``: events of one
+    """Alerts about one problem, together (``anomalies.events.problem_groups``: events of one
     machine whose hours overlap), so an operator gets one message for it; the alert to send
     comes first in each group."""
     frame = pd.DataFrame(

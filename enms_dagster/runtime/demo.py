@@ -26,7 +26,7 @@ from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
-from enms_dagster.services import Services, running_services
+from enms_dagster.runtime.services import Services, running_services
 from enms_dagster.settings import Settings
 from enms_dagster.simulator.backfill import backfill_direct, print_bar
 from enms_dagster.simulator.faults import FaultLabel, plan_faults
@@ -228,9 +228,9 @@ def print_kpi_table(database_url: str, first: dt.date, last: dt.date) -> None:
 def print_anomalies(database_url: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """The costliest problems of the window (one line per problem, whichever detectors saw it)
     and the detectors' scores against the faults the simulator injected; return the scores."""
-    from enms_dagster.analytics.evaluation import format_evaluation
-    from enms_dagster.analytics.events import distinct_problems
-    from enms_dagster.anomaly_store import read_events, run_evaluation
+    from enms_dagster.anomalies.evaluation import format_evaluation
+    from enms_dagster.anomalies.events import distinct_problems
+    from enms_dagster.anomalies.store import read_events, run_evaluation
 
     with connect(database_url) as conn:
         events = read_events(conn, start, end)

@@ -71,7 +71,7 @@ def embedded_broker(state_dir: Path, port: int | None = None) -> Iterator[str]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "enms_dagster.embedded_broker", "--port", str(port)],
+            [sys.executable, "-m", "enms_dagster.runtime.embedded_broker", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=log_file,
         )

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from enms_dagster.analytics.anomalies import severity_rank
+from enms_dagster.anomalies.contracts import SEVERITIES, severity_rank
+from enms_dagster.plant import MachineLabel
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -68,15 +69,6 @@ STATE_COLUMNS = (
 _TRACKED = ("start_ts", "end_ts", "hours", "severity", "excess_kwh", "sentence")
 
 
-@dataclass(frozen=True)
-class MachineLabel:
-    """How a machine is named in a sentence, and where it is."""
-
-    name: str
-    site_id: str
-    timezone: str = "UTC"
-
-
 def group_runs(flags: pd.DataFrame, max_gap_h: int = 0) -> pd.DataFrame:
     """Runs of flagged hours per machine and kind: hours at most ``max_gap_h`` unflagged hours
     apart belong to one run (0: strictly consecutive). Severity and score are the run's highest,
@@ -108,7 +100,7 @@ def group_runs(flags: pd.DataFrame, max_gap_h: int = 0) -> pd.DataFrame:
         normal=("normal", "mean"),
     )
     runs["end_ts"] = runs["end_ts"] + HOUR
-    runs["severity"] = runs["rank"].map(lambda r: ("low", "medium", "high")[int(r) - 1])
+    runs["severity"] = runs["rank"].map(lambda r: SEVERITIES[int(r) - 1])
     return runs[list(RUN_COLUMNS)].reset_index(drop=True)
 
 

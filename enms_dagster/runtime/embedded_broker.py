@@ -1,8 +1,8 @@
 """An amqtt MQTT 3.1.1 broker on 127.0.0.1, the fallback when no ``ENMS_MQTT_URL`` is set.
 
-Run as a child process (``python -m enms_dagster.embedded_broker --port N``) so that the broker's
-event loop does not share the GIL with the ingestor and simulator; prints ``ready`` once
-listening. It keeps nothing on disk: it exists for the demo and tests, not for production.
+Run as a child process (``python -m enms_dagster.runtime.embedded_broker --port N``) so that
+the broker's event loop does not share the GIL with the ingestor and simulator; prints ``ready``
+once listening. It keeps nothing on disk: it exists for the demo and tests, not for production.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ need from ``anomalies/sql``) and storing its flags and events, with no Dagster i
 ``anomalies`` and the CLI call these).
 
 Flags are replaced a window at a time (delete + insert). Events are then recomputed from the
-stored flags around the window and reconciled with the stored events (``analytics/events.py``),
+stored flags around the window and reconciled with the stored events (``anomalies/events.py``),
 so an event that spans midnight stays one event whichever of its days is computed first, and
 recomputing a window with the same data changes nothing.
 """
@@ -19,29 +19,22 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from enms_dagster.analytics.anomalies import (
+from enms_dagster.anomalies.contracts import (
     COUNTER_STEP_COLUMNS,
     DEFAULT_THRESHOLDS,
     FLAG_COLUMNS,
     FROZEN_RUN_COLUMNS,
-    HOURLY_COLUMNS,
     NOISE_METRICS,
     RESET_METRICS,
     SIGNAL_NOISE_COLUMNS,
-    RawSignals,
     Thresholds,
 )
-from enms_dagster.analytics.evaluation import evaluate, evaluate_detectors, format_evaluation
-from enms_dagster.analytics.events import (
-    EVENT_COLUMNS,
-    STATE_COLUMNS,
-    MachineLabel,
-    group_runs,
-    reconcile_events,
-)
+from enms_dagster.anomalies.evaluation import evaluate, evaluate_detectors, format_evaluation
+from enms_dagster.anomalies.events import EVENT_COLUMNS, STATE_COLUMNS, group_runs, reconcile_events
+from enms_dagster.anomalies.raw_signals import RawSignals
 from enms_dagster.baselines.registry import expected_energy
 from enms_dagster.db.sql_files import read_sql
-from enms_dagster.plant import Plant
+from enms_dagster.plant import MachineLabel
 
 # Any constant works; it serializes concurrent runs of the anomalies asset.
 _EVENTS_LOCK_KEY = 5_005_009
@@ -50,44 +43,9 @@ _EVENTS_LOCK_KEY = 5_005_009
 _FROZEN_RUN_MARGIN = dt.timedelta(hours=1)
 
 
-_HOURLY_SQL = """
-SELECT e.machine_id, m.machine_type, m.rated_power_kw, m.site_id, e.hour_start, e.local_date,
-       extract(hour FROM e.hour_start AT TIME ZONE s.timezone)::int AS local_hour,
-       extract(isodow FROM e.hour_start AT TIME ZONE s.timezone)::int AS iso_weekday,
-       d.is_shift, d.is_holiday, d.outdoor_temperature_c, d.parts AS site_parts,
-       e.energy_kwh, e.avg_kw, e.max_kw, e.peak_15min_kw, e.power_kwh,
-       e.running_h, e.idle_h, e.off_h, e.idle_kwh, e.parts, e.completeness
-FROM core.hourly_energy e
-JOIN core.machines m USING (machine_id)
-JOIN core.sites s ON s.site_id = m.site_id
-LEFT JOIN core.hourly_drivers d ON d.site_id = m.site_id AND d.hour_start = e.hour_start
-WHERE e.hour_start >= %s AND e.hour_start < %s
-ORDER BY e.machine_id, e.hour_start
-"""
-# every column of the hourly frame but the keys, the calendar and the flags is a number
-_FLOAT_COLUMNS = tuple(
-    c
-    for c in HOURLY_COLUMNS
-    if c not in ("machine_id", "machine_type", "hour_start", "local_date", "local_hour",
-                 "iso_weekday", "is_shift", "is_holiday")
-)  # fmt: skip
-
-
 def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     columns = [c.name for c in cursor.description]
     return pd.DataFrame(cursor.fetchall(), columns=columns)
-
-
-def read_hourly_frame(
-    conn: psycopg.Connection, start: dt.datetime, end: dt.datetime
-) -> pd.DataFrame:
-    """Hourly energy of every machine in [start, end) with its type, rated power, local hour
-    and weekday, and its site's drivers (``analytics.anomalies.HOURLY_COLUMNS``)."""
-    frame = _frame(conn.execute(_HOURLY_SQL, (start, end)))
-    frame["hour_start"] = pd.to_datetime(frame["hour_start"], utc=True)
-    for column in _FLOAT_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame
 
 
 def read_residuals(
@@ -96,10 +54,7 @@ def read_residuals(
     """Actual and baseline-expected kWh per machine and hour from the active baseline model, and
     a note for the asset's metadata. ``None`` while there is no baseline: the residual detectors
     are then skipped and the note says why."""
-    try:
-        expected = expected_energy(conn, start, end, resolution="hourly")
-    except psycopg.errors.UndefinedTable as exc:
-        return None, f"residual detectors skipped: baseline tables missing ({exc})"
+    expected = expected_energy(conn, start, end, resolution="hourly")
     if expected is None or expected.empty:
         return None, "residual detectors skipped: no active baseline model"
     frame = expected.rename(columns={"scope_id": "machine_id"})
@@ -211,23 +166,6 @@ def read_raw_signals(
         ),
         _typed(noise, SIGNAL_NOISE_COLUMNS, ("hour_start",), ("samples", "mean_value", "noise")),
     )
-
-
-def machine_labels(plant: Plant) -> dict[str, MachineLabel]:
-    """Name, site and time zone of each machine, for the event sentences."""
-    return {
-        m.machine_id: MachineLabel(m.name, m.site_id, plant.sites[m.site_id].timezone)
-        for m in plant.machines.values()
-    }
-
-
-def plant_currency(plant: Plant, default: str = "EUR") -> str:
-    """The currency of the first site tariff that names one."""
-    for site in plant.sites.values():
-        for tariff in site.tariffs:
-            if tariff.get("currency"):
-                return str(tariff["currency"])
-    return default
 
 
 def _py(value):
@@ -418,7 +356,7 @@ def read_fault_labels(
 
 def run_evaluation(conn: psycopg.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """Score the stored events of [start, end) against the fault labels of the same period
-    (``analytics.evaluation.evaluate``); the monitored machines are those with hourly energy."""
+    (``anomalies.evaluation.evaluate``); the monitored machines are those with hourly energy."""
     events = read_events(conn, start, end)
     labels = read_fault_labels(conn, start, end)
     machines = [

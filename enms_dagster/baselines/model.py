@@ -24,8 +24,9 @@ import pandas as pd
 RESOLUTIONS = ("daily", "hourly")
 MIN_CANDIDATES = 3
 
-# Columns of the hourly frame a baseline is fitted on (one row per scope and hour).
-HOURLY_COLUMNS = (
+# Columns of the frame a baseline is fitted on (one row per scope and hour: a machine or a whole
+# site; not the per-machine hourly frame of ``enms_dagster.hourly.frame``).
+FIT_FRAME_COLUMNS = (
     "hour_start",  # UTC, start of the hour
     "local_date",
     "local_hour",
@@ -427,7 +428,7 @@ def baseline_period(
 
 
 def fit_baseline(hourly: pd.DataFrame, request: BaselineRequest) -> BaselineModel:
-    """Fit ``request`` on an hourly frame (HOURLY_COLUMNS) restricted to the baseline period.
+    """Fit ``request`` on a fit frame (FIT_FRAME_COLUMNS) restricted to the baseline period.
 
     Raises BaselineRequestError for requests that cannot be fitted (fewer than three
     candidates, no data in the period)."""

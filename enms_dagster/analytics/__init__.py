@@ -1,1 +1,0 @@
-"""Analytics with no Dagster in it: baselines, KPIs, anomalies and forecasts over DataFrames."""
