@@ -236,11 +236,22 @@ def load_plant(path: Path | str) -> Plant:
     return parse_plant(doc, str(path))
 
 
+def is_working_day(site: Site, day: dt.date) -> bool:
+    """A shift weekday of the site that is not one of its holidays; the rule of the SQL function
+    ``core.is_working_day`` (the two are held to the same answers by a test)."""
+    return day.weekday() in site.shift.weekdays and day not in site.holidays
+
+
 def is_production_time(site: Site, local: dt.datetime) -> bool:
-    """True during the site's shift hours on a working day that is not a holiday."""
-    if local.weekday() not in site.shift.weekdays or local.date() in site.holidays:
+    """True during the site's shift hours on a working day (``core.is_working_hour``): the
+    local time lies in [start, end) on a working day, judged by its own date; an end at or before
+    the start crosses midnight (22:00-06:00 is a night shift, equal times a day of 24 hours)."""
+    if not is_working_day(site, local.date()):
         return False
-    return site.shift.start <= local.time() < site.shift.end
+    start, end, now = site.shift.start, site.shift.end, local.time()
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end
 
 
 @dataclass(frozen=True)

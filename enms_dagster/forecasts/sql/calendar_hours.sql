@@ -1,6 +1,6 @@
 -- The calendar of the local days [%(first_date)s, %(last_date)s] for machines (scope 'machine')
 -- or sites ('site'): every hour with its local date and hour, working day and shift, computed
--- from core.sites and core.site_holidays exactly as core.hourly_drivers does. Known in advance,
+-- from core.sites and core.site_holidays by the rule core.hourly_drivers uses. Known in advance,
 -- so a forecast may use it for the hours it forecasts (which have no drivers row yet).
 WITH scopes AS (
     SELECT m.machine_id AS scope_id, s.site_id, s.timezone, s.shift_weekdays, s.shift_start,
@@ -26,14 +26,10 @@ SELECT h.scope_id,
        h.hour_start,
        h.local_start::date AS local_date,
        extract(hour FROM h.local_start)::integer AS local_hour,
-       (hol.holiday IS NULL
-           AND (extract(isodow FROM h.local_start) - 1) = ANY (h.shift_weekdays)) AS is_working_day,
-       (hol.holiday IS NULL
-           AND (extract(isodow FROM h.local_start) - 1) = ANY (h.shift_weekdays)
-           AND CASE WHEN h.shift_start < h.shift_end
-                    THEN h.local_start::time >= h.shift_start AND h.local_start::time < h.shift_end
-                    ELSE h.local_start::time >= h.shift_start OR h.local_start::time < h.shift_end
-               END) AS is_shift
+       core.is_working_day(h.local_start::date, hol.holiday IS NOT NULL, h.shift_weekdays)
+           AS is_working_day,
+       core.is_working_hour(h.local_start, hol.holiday IS NOT NULL, h.shift_weekdays,
+                            h.shift_start, h.shift_end) AS is_shift
 FROM hours h
 LEFT JOIN core.site_holidays hol ON hol.site_id = h.site_id AND hol.holiday = h.local_start::date
 ORDER BY h.scope_id, h.hour_start

@@ -4,8 +4,7 @@
 -- the calendar: local date and hour, ISO weekday, holiday and shift from core.sites and
 -- core.site_holidays. Every hour of the window gets a row, with NULLs where nothing was measured.
 -- Weather readings follow the hourly convention: a reading at ts belongs to the hour of ts - 1 µs.
--- An hour is in the shift when its local start time is inside [shift_start, shift_end) on a
--- shift weekday that is not a holiday (an end before the start crosses midnight).
+-- An hour is in the shift by core.is_working_hour (enms_dagster/db/functions).
 WITH hours AS (
     SELECT s.site_id, s.timezone, s.shift_weekdays, s.shift_start, s.shift_end,
            h AS hour_start, h AT TIME ZONE s.timezone AS local_start
@@ -47,12 +46,8 @@ SELECT h.site_id,
        extract(hour FROM h.local_start),
        extract(isodow FROM h.local_start),
        hol.holiday IS NOT NULL,
-       hol.holiday IS NULL
-           AND (extract(isodow FROM h.local_start) - 1) = ANY (h.shift_weekdays)
-           AND CASE WHEN h.shift_start < h.shift_end
-                    THEN h.local_start::time >= h.shift_start AND h.local_start::time < h.shift_end
-                    ELSE h.local_start::time >= h.shift_start OR h.local_start::time < h.shift_end
-               END,
+       core.is_working_hour(h.local_start, hol.holiday IS NOT NULL, h.shift_weekdays,
+                            h.shift_start, h.shift_end),
        w.temperature_c,
        COALESCE(w.samples, 0),
        %(heating_base_c)s,
