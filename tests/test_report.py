@@ -18,14 +18,13 @@ import pytest
 
 from enms_dagster.assets.report import energy_report
 from enms_dagster.plant import BaselineSettings
-from enms_dagster.report.html import (
+from enms_dagster.report.contract import (
     ANOMALY_DAY_COLUMNS,
     MACHINE_COLUMNS,
     PERFORMANCE_COLUMNS,
-    SECTIONS,
     ReportData,
-    build_report_html,
 )
+from enms_dagster.report.html import SECTIONS, build_report_html
 from enms_dagster.report.sankey import NO_LINE
 
 FIRST, LAST = dt.date(2026, 3, 2), dt.date(2026, 3, 15)

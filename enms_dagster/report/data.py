@@ -17,7 +17,7 @@ from psycopg import sql
 
 from enms_dagster.anomalies.contracts import SEVERITIES
 from enms_dagster.anomalies.events import EVENT_COLUMNS
-from enms_dagster.report.html import (
+from enms_dagster.report.contract import (
     ANOMALY_DAY_COLUMNS,
     MACHINE_COLUMNS,
     PERFORMANCE_COLUMNS,
