@@ -87,10 +87,14 @@ def _check_broker(url: str) -> None:
 
 
 @contextlib.contextmanager
-def _fresh_database(admin_dsn: str) -> Iterator[str]:
+def scratch_database(admin_dsn: str = LOCAL_PG_DSN, owner: str | None = None) -> Iterator[str]:
+    """An empty database of its own (no schema, no plant), dropped afterwards; its conninfo."""
     name = f"enms_test_{uuid.uuid4().hex[:10]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if owner:
+        create += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(create)
     try:
         yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
     finally:
@@ -136,7 +140,7 @@ def _services(kind: str, state_dir: Path) -> Iterator[TestServices]:
             admin_dsn, server = start_embedded_postgres(pg_dir)
             stack.callback(server.cleanup)
             mqtt_url = stack.enter_context(embedded_broker(state_dir))
-        database_url = _conninfo_to_url(stack.enter_context(_fresh_database(admin_dsn)))
+        database_url = _conninfo_to_url(stack.enter_context(scratch_database(admin_dsn)))
         migrate(database_url)
         yield TestServices(kind, database_url, mqtt_url, state_dir)
 
@@ -167,6 +171,25 @@ def reset_warehouse(conn: psycopg.Connection, plant) -> None:
         "marts.kpi_daily"
     )
     save_plant(conn, plant)
+
+
+@pytest.fixture
+def db(local_services, small_plant) -> Iterator[tuple[str, psycopg.Connection]]:
+    """This machine's warehouse, emptied, with the small plant: its URL and a connection."""
+    with connect(local_services.database_url, autocommit=True) as conn:
+        reset_warehouse(conn, small_plant)
+        yield local_services.database_url, conn
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A Mosquitto of the test's own (tests/brokers.py: the shipped persistence and queues)."""
+    from tests.brokers import Mosquitto  # it imports this module
+
+    b = Mosquitto(tmp_path / "mosquitto")
+    b.start()
+    yield b
+    b.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from psycopg import errors, sql
 
 from enms_dagster.db import MIGRATIONS_DIR, MigrationError, connect, libpq_url, migrate
 from enms_dagster.db.roles import ANALYST_ROLE, analyst_access_gaps, set_analyst_password
-from tests.conftest import LOCAL_PG_DSN
+from tests.conftest import LOCAL_PG_DSN, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +36,6 @@ _LOCK_FUNCTIONS = (
 
 def conninfo(database_url: str, **params) -> str:
     return psycopg.conninfo.make_conninfo(libpq_url(database_url), **params)
-
-
-@contextlib.contextmanager
-def fresh_database(owner: str | None = None) -> Iterator[str]:
-    name = f"enms_test_access_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if owner:
-            create += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
-        admin.execute(create)
-    try:
-        yield conninfo(LOCAL_PG_DSN, dbname=name)
-    finally:
-        with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextlib.contextmanager
@@ -77,7 +62,7 @@ def call_with_arguments(signature: str, arguments: int) -> sql.Composable:
 
 
 def test_before_0017_the_analyst_could_hurt_and_after_it_cannot(tmp_path):
-    with fresh_database() as url:
+    with scratch_database() as url:
         reproduce_and_close(url, tmp_path)
 
 
@@ -158,7 +143,7 @@ def platform_owner() -> Iterator[str]:
 
 
 def test_a_non_superuser_owner_keeps_its_locks_and_temp_tables(platform_owner):
-    with fresh_database(owner=platform_owner) as url:
+    with scratch_database(owner=platform_owner) as url:
         migrate(url)  # by a superuser (a DBA) in a database the platform's role owns
         with psycopg.connect(conninfo(url, user=platform_owner), autocommit=True) as conn:
             (superuser,) = conn.execute(
@@ -230,7 +215,7 @@ def test_the_connection_limit_refuses_one_session_too_many(local_services):
 
 def test_other_databases_are_reported_and_refused_once_closed(local_services):
     url = local_services.database_url
-    with fresh_database() as other_url, analyst_login(url):
+    with scratch_database() as other_url, analyst_login(url):
         other = psycopg.conninfo.conninfo_to_dict(other_url)["dbname"]
         with connect(url, autocommit=True) as admin:
             assert any(repr(other) in gap for gap in analyst_access_gaps(admin))
@@ -263,7 +248,7 @@ def test_migrate_names_the_session_holding_the_migration_lock(local_services):
 
 
 def test_a_migration_blocked_by_a_long_mart_query_stops_and_names_it(tmp_path):
-    with fresh_database() as url:
+    with scratch_database() as url:
         migrate(url)
         directory = tmp_path / "m"
         shutil.copytree(MIGRATIONS_DIR, directory)
@@ -282,7 +267,7 @@ def test_a_migration_blocked_by_a_long_mart_query_stops_and_names_it(tmp_path):
 
 
 def test_a_migration_that_breaks_its_connection_reports_that_error_alone(tmp_path):
-    with fresh_database() as url:
+    with scratch_database() as url:
         migrate(url)
         directory = tmp_path / "m"
         shutil.copytree(MIGRATIONS_DIR, directory)

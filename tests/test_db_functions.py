@@ -1,14 +1,9 @@
 """Database functions live in one re-appliable file each, put in place by the migration runner
 whenever the file changes, while the migrations that first created them stay untouched."""
 
-import contextlib
 import shutil
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from enms_dagster.db import (
     FUNCTIONS_DIR,
@@ -18,19 +13,7 @@ from enms_dagster.db import (
     discover_functions,
     migrate,
 )
-from tests.conftest import LOCAL_PG_DSN
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"enms_test_functions_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(LOCAL_PG_DSN, dbname=name)
-    finally:
-        with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+from tests.conftest import scratch_database
 
 
 def definitions(url: str) -> dict[str, str]:
@@ -56,7 +39,7 @@ def counter_step_of_a_first_reading(url: str) -> float:
 @pytest.mark.integration
 def test_each_function_file_holds_exactly_what_the_latest_migration_defined(tmp_path):
     (tmp_path / "none").mkdir()
-    with fresh_database() as url:
+    with scratch_database() as url:
         applied = []
         migrate(url, functions_directory=tmp_path / "none", on_function=applied.append)
         assert applied == [] and applied_functions(url) == {}
@@ -86,7 +69,7 @@ def test_a_second_migrate_applies_no_function_and_an_edited_file_is_applied_once
     step.write_text(
         text.replace("WHEN prev_value IS NULL THEN 0", "WHEN prev_value IS NULL THEN -1")
     )
-    with fresh_database() as url:
+    with scratch_database() as url:
         migrate(url)
         recorded = applied_functions(url)
         applied = []

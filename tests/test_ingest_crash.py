@@ -15,7 +15,6 @@ import pytest
 
 from enms_dagster.db import connect
 from enms_dagster.ingest.service import EXIT_WORKER_DIED, Ingestor, IngestorFailed
-from tests.brokers import Mosquitto
 from tests.conftest import reset_warehouse
 from tests.test_ingest_faults import TOPIC, Publisher, ingest_process, landed, reading
 
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.integration
 
 KILLER = 666  # the reading whose landing raises (the trigger below)
 KILLER_ERROR = "the test's killer reading"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto")
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

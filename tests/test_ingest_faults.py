@@ -23,8 +23,6 @@ from enms_dagster.db import connect
 from enms_dagster.ingest.quarantine import redrive, summarize
 from enms_dagster.ingest.service import Ingestor
 from enms_dagster.simulator.publish import connect_publisher
-from tests.brokers import Mosquitto
-from tests.conftest import reset_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -76,21 +74,6 @@ def wait_landed(conn, n: int, timeout_s: float = 120) -> tuple[int, int]:
             return landed(conn)
         time.sleep(0.2)
     return landed(conn)
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto")
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def db(local_services, small_plant):
-    with connect(local_services.database_url, autocommit=True) as conn:
-        reset_warehouse(conn, small_plant)
-        yield local_services.database_url, conn
 
 
 def start_ingestor(database_url: str, mqtt_url: str, client_id: str, **kw) -> Ingestor:

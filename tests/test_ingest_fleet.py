@@ -18,28 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enms_dagster.cli import main
-from enms_dagster.db import connect
 from enms_dagster.ingest.landing import QuarantinedInput, quarantine_fingerprint
 from enms_dagster.ingest.payload import Rejection
 from enms_dagster.ingest.service import Ingestor, subscription_topics
-from tests.brokers import Mosquitto
-from tests.conftest import reset_warehouse
 from tests.test_ingest_faults import TOPIC, Publisher, landed, reading, wait_landed
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto")
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def db(local_services, small_plant):
-    with connect(local_services.database_url, autocommit=True) as conn:
-        reset_warehouse(conn, small_plant)
-        yield local_services.database_url, conn
 
 
 def ingest_process(database_url: str, mqtt_url: str, *args: str) -> subprocess.Popen:

@@ -13,14 +13,11 @@ import psycopg
 import pytest
 
 from enms_dagster import cli
-from enms_dagster.db import connect
 from enms_dagster.ingest.landing import ImplausibleTimeError, QuarantinedInput, land_batch
 from enms_dagster.ingest.payload import PlausibleTime, Rejection
 from enms_dagster.ingest.quarantine import PREVIEW_BYTES, pending_entries, redrive
 from enms_dagster.ingest.service import Ingestor
 from enms_dagster.simulator.publish import connect_publisher
-from tests.brokers import Mosquitto
-from tests.conftest import reset_warehouse
 from tests.test_payload import KILLERS
 
 pytestmark = pytest.mark.integration
@@ -42,21 +39,6 @@ def killer_payloads() -> dict[str, tuple[bytes, str]]:
         name: (payload.replace(b"2026-03-10T11:00:00+01:00", now_ts().encode()), reason)
         for name, (payload, reason) in KILLERS.items()
     }
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto")
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def db(local_services, small_plant):
-    with connect(local_services.database_url, autocommit=True) as conn:
-        reset_warehouse(conn, small_plant)
-        yield local_services.database_url, conn
 
 
 def publish(url: str, messages: list[tuple[str, bytes]]) -> None:

@@ -4,7 +4,6 @@ and that registration only adds, so a plant registered from another file keeps i
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -12,42 +11,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from enms_dagster.db import connect, migrate
 from enms_dagster.plant import load_plant
 from enms_dagster.plant.store import add_missing_plant, save_plant
 from enms_dagster.settings import DEFAULT_PLANT_FILE
 from enms_dagster.simulator.publish import connect_publisher
-from tests.brokers import Mosquitto
-from tests.conftest import LOCAL_PG_DSN, SMALL_PLANT, _conninfo_to_url
+from tests.conftest import SMALL_PLANT, _conninfo_to_url, scratch_database
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """An empty database: no schema, no plant."""
-    name = f"enms_test_plant_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _conninfo_to_url(psycopg.conninfo.make_conninfo(LOCAL_PG_DSN, dbname=name))
-    finally:
-        with psycopg.connect(LOCAL_PG_DSN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto")
-    b.start()
-    yield b
-    b.stop()
 
 
 def enms_env(database_url: str, mqtt_url: str) -> dict[str, str]:
@@ -110,7 +84,8 @@ def land_one_reading(database_url: str, env: dict[str, str], mqtt_url: str) -> t
 
 
 def test_enms_db_migrate_registers_the_plant_so_the_first_reading_lands(broker):
-    with fresh_database() as url:
+    with scratch_database() as dsn:
+        url = _conninfo_to_url(dsn)
         env = enms_env(url, broker.url)
         done = enms("db", "migrate", env=env)
         assert done.returncode == 0, done.stderr
@@ -120,7 +95,8 @@ def test_enms_db_migrate_registers_the_plant_so_the_first_reading_lands(broker):
 
 
 def test_enms_ingest_registers_the_plant_before_it_subscribes(broker):
-    with fresh_database() as url:
+    with scratch_database() as dsn:
+        url = _conninfo_to_url(dsn)
         migrate(url)  # the schema only, as an older `enms db migrate` left it
         assert machines(url) == set()
         assert land_one_reading(url, enms_env(url, broker.url), broker.url) == (1, 0)
@@ -128,7 +104,8 @@ def test_enms_ingest_registers_the_plant_before_it_subscribes(broker):
 
 def test_registering_adds_what_is_missing_and_changes_nothing_registered():
     small, reference = load_plant(SMALL_PLANT), load_plant(DEFAULT_PLANT_FILE)
-    with fresh_database() as url:
+    with scratch_database() as dsn:
+        url = _conninfo_to_url(dsn)
         migrate(url)
         with connect(url, autocommit=True) as conn:
             save_plant(conn, small)
