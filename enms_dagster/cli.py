@@ -565,7 +565,57 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not args.verbose:
         warnings.filterwarnings("ignore", module="dagster")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = explain_error(exc)
+        if message is None or args.verbose:
+            raise
+        print(f"enms: {message} (--verbose shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def explain_error(exc: Exception) -> str | None:
+    """One line for an error a user causes and can fix (a server that does not answer, a
+    setting or an input file that is wrong); None for anything else, which is a bug to show
+    with its traceback."""
+    import psycopg
+
+    from enms_dagster.db import MigrationError
+    from enms_dagster.ingest.csv_import import ImportFormatError
+    from enms_dagster.plant import PlantFileError
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError | psycopg.ProgrammingError) and not isinstance(
+        exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn
+    ):
+        configured = Settings.from_env().database_url
+        where = (
+            f"ENMS_DATABASE_URL={_redact(configured)}" if configured else "the embedded database"
+        )
+        return f"the database refused or did not answer: {first}; check {where}"
+    if isinstance(exc, PlantFileError | ImportFormatError | MigrationError | FileNotFoundError):
+        return first
+    if isinstance(exc, ConnectionError | TimeoutError):
+        configured = Settings.from_env().mqtt_url
+        where = f"ENMS_MQTT_URL={_redact(configured)}" if configured else "the embedded broker"
+        return f"a server refused or did not answer: {first}; check {where}"
+    if isinstance(exc, ValueError) and type(exc) is ValueError:
+        return first  # settings and URLs (enms_dagster.settings) say what is wrong and where
+    return None
+
+
+def _redact(url: str) -> str:
+    """The URL with its password replaced, for an error message."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 if __name__ == "__main__":

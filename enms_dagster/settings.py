@@ -93,7 +93,7 @@ class Settings:
         env = os.environ if environ is None else environ
         default = AnalystLimits()
         return cls(
-            database_url=env.get("ENMS_DATABASE_URL") or None,
+            database_url=_database_url(env.get("ENMS_DATABASE_URL") or None),
             mqtt_url=env.get("ENMS_MQTT_URL") or None,
             state_dir=Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve(),
             plant_file=Path(env.get("ENMS_PLANT_FILE") or DEFAULT_PLANT_FILE).resolve(),
@@ -124,6 +124,21 @@ class Settings:
             max_ahead=dt.timedelta(seconds=self.readings_max_ahead_s),
             since=since,
         )
+
+
+def _database_url(url: str | None) -> str | None:
+    """``ENMS_DATABASE_URL`` if it names PostgreSQL (``postgresql://``, ``postgres://``, a
+    SQLAlchemy-style ``postgresql+driver://``, or libpq's ``key=value`` form); a clear error
+    for a URL of another database."""
+    if url is None or "://" not in url:
+        return url
+    scheme = url.split("://", 1)[0]
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres"):
+        return url
+    raise ValueError(
+        f"ENMS_DATABASE_URL must be a PostgreSQL URL, got one starting {scheme!r}; example: "
+        "postgresql://enms:secret@127.0.0.1:5432/enms"
+    )
 
 
 def _number(env, name: str, default, kind, *, positive: bool = False):

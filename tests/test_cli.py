@@ -1,18 +1,70 @@
 """`enms` says what each command does and refuses bad arguments clearly."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 
-def enms(*args):
+def enms(*args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "enms_dagster.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
+
+
+def with_env(**settings):
+    return {**os.environ, **settings}
+
+
+@pytest.mark.parametrize(
+    ("settings", "phrases"),
+    [
+        (
+            {"ENMS_DATABASE_URL": "postgresql://enms:s3cret@127.0.0.1:1/enms"},
+            ["Connection refused", "ENMS_DATABASE_URL=postgresql://enms:***@127.0.0.1:1/enms"],
+        ),
+        (
+            {"ENMS_DATABASE_URL": "mysql://root@127.0.0.1/enms"},
+            ["ENMS_DATABASE_URL must be a PostgreSQL URL", "'mysql'"],
+        ),
+        (
+            {
+                "ENMS_DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
+                "ENMS_READINGS_MAX_AGE_DAYS": "a",
+            },
+            ["ENMS_READINGS_MAX_AGE_DAYS='a' is not a number"],
+        ),
+    ],
+)
+def test_a_misconfiguration_is_one_line_naming_the_setting_not_a_traceback(settings, phrases):
+    done = enms("db", "migrate", env=with_env(**settings))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("enms: "), done.stderr
+    for phrase in phrases:
+        assert phrase in lines[0]
+    assert "s3cret" not in done.stderr
+
+
+@pytest.mark.integration
+def test_a_refused_broker_is_one_line_naming_enms_mqtt_url(local_services):
+    done = enms(
+        "ingest",
+        "--client-id",
+        "cli-refused-broker",
+        env=with_env(
+            ENMS_DATABASE_URL=local_services.database_url, ENMS_MQTT_URL="mqtt://127.0.0.1:1"
+        ),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ENMS_MQTT_URL=mqtt://127.0.0.1:1" in done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
