@@ -57,6 +57,28 @@ def test_a_generic_meter_type_needs_no_code():
         ),
         ({"metrics": {"x": {"unit": "kWh", "kind": "cumulative"}}}, "metric 'x' has kind"),
         ({"machines": [{"site": "s1", "type": "meter"}]}, "missing required field 'machine_id'"),
+        (
+            {
+                "machines": [
+                    {"machine_id": "M-1", "site": "s1", "type": "meter", "rated_power_kw": "75kW"}
+                ]
+            },
+            "machines[0] (M-1): rated_power_kw: '75kW' is not a number",
+        ),
+        (
+            {
+                "machines": [
+                    {"machine_id": "M-1", "site": "s1", "type": "meter", "rated_power_kw": -5}
+                ]
+            },
+            "rated_power_kw: -5 must be above 0",
+        ),
+        ({"machine_types": {"meter": {"sample_interval_s": 0.5}}}, "must be a whole number"),
+        ({"machine_types": {"meter": {"sample_interval_s": "1 min"}}}, "is not a number"),
+        (
+            {"metrics": {"x": {"unit": "kW", "kind": "gauge", "max": ".inf"}}},
+            "metric 'x' max: '.inf' is not a number",
+        ),
     ],
 )
 def test_bad_plant_files_are_refused_with_the_offending_entry_named(change, expected):

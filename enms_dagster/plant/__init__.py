@@ -7,6 +7,7 @@ wrong and where, because a plant file is written by hand.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,23 @@ def _time(value: Any, where: str) -> dt.time:
         raise PlantFileError(f"{where}: {value!r} is not a time like '06:00'") from exc
 
 
+def _number(value: Any, where: str, example: str, *, positive: bool = False) -> float | None:
+    """An optional finite number of the plant file (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PlantFileError(f"{where}: {value!r} is not a number (write e.g. {example})")
+    if positive and value <= 0:
+        raise PlantFileError(f"{where}: {value!r} must be above 0 (e.g. {example})")
+    return float(value)
+
+
+def _whole(value: float | None, where: str) -> int | None:
+    if value is not None and value != int(value):
+        raise PlantFileError(f"{where}: {value!r} must be a whole number of seconds")
+    return None if value is None else int(value)
+
+
 def _date(value: Any, where: str) -> dt.date:
     if isinstance(value, dt.date):
         return value
@@ -175,7 +193,19 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
         raise PlantFileError(f"{source}: declares no sites")
 
     machine_types = {
-        name: MachineType(name, str(spec.get("description", "")), spec.get("sample_interval_s"))
+        name: MachineType(
+            name,
+            str(spec.get("description", "")),
+            _whole(
+                _number(
+                    spec.get("sample_interval_s"),
+                    f"{source}: machine type {name!r} sample_interval_s",
+                    "sample_interval_s: 10",
+                    positive=True,
+                ),
+                f"{source}: machine type {name!r} sample_interval_s",
+            ),
+        )
         for name, spec in (doc.get("machine_types") or {}).items()
     }
     metrics = {}
@@ -189,8 +219,8 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
             name,
             str(_require(spec, "unit", f"{source}: metric {name!r}")),
             kind,
-            spec.get("min"),
-            spec.get("max"),
+            _number(spec.get("min"), f"{source}: metric {name!r} min", "min: 0"),
+            _number(spec.get("max"), f"{source}: metric {name!r} max", "max: 5000"),
             str(spec.get("description", "")),
         )
 
@@ -218,7 +248,12 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
             name=str(entry.get("name", machine_id)),
             machine_type=machine_type,
             line=entry.get("line"),
-            rated_power_kw=float(rated) if rated is not None else None,
+            rated_power_kw=_number(
+                rated,
+                f"{where} ({machine_id}): rated_power_kw",
+                "rated_power_kw: 75",
+                positive=True,
+            ),
             energy_source=str(entry.get("energy_source", "electricity")),
             baseline=_baseline(entry, where),
         )
