@@ -62,31 +62,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from enms_dagster.db import migrate
-    from enms_dagster.runtime.demo import dagster_instance
+    from enms_dagster.runtime.instance import local_dagster_home
     from enms_dagster.runtime.services import running_services
 
     settings = Settings.from_env()
     with running_services(settings) as services:
         migrate(services.database_url)
-        dagster_instance(settings)
+        home = local_dagster_home(settings)  # the demo's instance: its runs, events, positions
         os.environ["ENMS_PLANT_FILE"] = str(settings.plant_file)
+        # a run launch waits this long for the code server (Dagster's default is 60 s)
+        os.environ.setdefault("DAGSTER_GRPC_TIMEOUT_SECONDS", "180")
+        print(f"Dagster instance: {home}", flush=True)
         print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-m", "enms_dagster.definitions",
+             "-h", args.host, "-p", str(args.port)]
+        )  # fmt: skip
         try:
-            return subprocess.call(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster",
-                    "dev",
-                    "-m",
-                    "enms_dagster.definitions",
-                    "-h",
-                    args.host,
-                    "-p",
-                    str(args.port),
-                ]
-            )
-        except KeyboardInterrupt:
+            return dev.wait()
+        except (KeyboardInterrupt, SystemExit):
+            # `dagster dev` stops its webserver, daemon and code servers on SIGTERM; killed
+            # outright it would leave them running
+            dev.send_signal(signal.SIGTERM)
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                dev.kill()
             return 0
 
 

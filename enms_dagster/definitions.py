@@ -4,6 +4,8 @@ Built when Dagster loads the code location, not when this module is imported: th
 partitions and the schedules follow the plant's time zone, read from the plant file then.
 """
 
+import warnings
+
 import dagster as dg
 
 from enms_dagster.assets.anomalies import build_anomalies
@@ -43,6 +45,15 @@ from enms_dagster.sensors.raw_readings import build_raw_readings_sensor
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # Single-run backfills and partitioned checks are beta/preview features used on purpose;
+    # their warnings at every load would bury what the console's log has to say.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _definitions()
+
+
+def _definitions() -> dg.Definitions:
     timezone = plant_timezone()
     days = daily_partitions(timezone)
     return dg.Definitions(

@@ -167,14 +167,16 @@ def drifting(baseline_history, tmp_path_factory):
             conn.execute("TRUNCATE marts.baseline_models CASCADE")
 
 
-def _evaluate(database_url: str, cursor: str | None = None):
+def _evaluate(database_url: str, cursor: str | None = None, instance=None):
     import dagster as dg
 
     from enms_dagster.resources import WarehouseResource
     from enms_dagster.sensors.drift import baseline_drift_sensor
 
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"warehouse": WarehouseResource(database_url=database_url)}
+        cursor=cursor,
+        resources={"warehouse": WarehouseResource(database_url=database_url)},
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
     return baseline_drift_sensor(context)
 
@@ -242,6 +244,22 @@ def test_evaluating_the_sensor_again_requests_nothing_new(first_tick, baseline_h
     with connect(baseline_history.database_url) as conn:
         (count,) = conn.execute("SELECT count(*) FROM marts.drift_events").fetchone()
     assert count == 3
+
+
+@pytest.mark.integration
+def test_without_a_cursor_the_sensor_resumes_after_the_drifts_the_instance_reports(
+    first_tick, baseline_history
+):
+    """After the demo reported its drift events into the instance `enms ui` opens, the
+    daemon's first tick (no cursor yet) requests no re-fit for them."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.ephemeral()
+    for event in first_tick.asset_events:
+        instance.report_runless_asset_event(event)
+    resumed = _evaluate(baseline_history.database_url, cursor=None, instance=instance)
+    assert resumed.__class__.__name__ == "SkipReason"
+    assert len(_evaluate(baseline_history.database_url).run_requests) == 3
 
 
 @pytest.mark.integration

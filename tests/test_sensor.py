@@ -18,9 +18,11 @@ pytestmark = pytest.mark.integration
 BERLIN_MIDNIGHT_MAR_10 = dt.datetime(2026, 3, 9, 23, 0, tzinfo=dt.UTC)
 
 
-def evaluate(services, cursor=None):
+def evaluate(services, cursor=None, instance=None):
     resources = {"warehouse": WarehouseResource(database_url=services.database_url)}
-    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+    with dg.build_sensor_context(
+        cursor=cursor, resources=resources, instance=instance or dg.DagsterInstance.ephemeral()
+    ) as context:
         return raw_readings_sensor(context)
 
 
@@ -66,6 +68,27 @@ def test_a_batch_of_only_duplicates_reports_the_day_but_requests_no_run(services
     materializations = [e for e in again.asset_events if isinstance(e, dg.AssetMaterialization)]
     assert [m.metadata["readings_duplicate"].value for m in materializations] == [10]
     assert again.run_requests == []
+
+
+def test_without_a_cursor_the_sensor_resumes_after_what_the_instance_already_reports(
+    services, warehouse
+):
+    """The demo evaluates the sensor in-process and reports its events into the instance that
+    `enms ui` opens; the daemon's first tick (no cursor yet) must not request those days again."""
+    land_batch(warehouse, power("HYD-01", BERLIN_MIDNIGHT_MAR_10, 10), source="test", messages=1)
+    instance = dg.DagsterInstance.ephemeral()
+    demo = evaluate(services, instance=instance)
+    for event in demo.asset_events:
+        if isinstance(event, dg.AssetMaterialization):
+            instance.report_runless_asset_event(event)
+    next_day = BERLIN_MIDNIGHT_MAR_10 + dt.timedelta(days=1, hours=8)
+    land_batch(warehouse, power("HYD-01", next_day, 10), source="test", messages=1)
+
+    first_tick = evaluate(services, cursor=None, instance=instance)
+    assert [r.partition_key for r in first_tick.run_requests] == ["2026-03-11"]
+    # an instance without that history starts at the beginning of the batch log
+    fresh = evaluate(services, cursor=None)
+    assert [r.partition_key for r in fresh.run_requests] == ["2026-03-10", "2026-03-11"]
 
 
 def test_a_silent_ingestor_fails_the_health_check(services, warehouse):

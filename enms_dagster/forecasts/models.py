@@ -516,6 +516,7 @@ def _pool_context() -> BaseContext:
     Elsewhere (macOS, Windows) workers are spawned."""
     if sys.platform != "linux":
         return get_context("spawn")
+    _quiet_logs()
     import prophet  # noqa: F401
     from statsmodels.tsa.arima.model import ARIMA  # noqa: F401
 
@@ -525,6 +526,8 @@ def _pool_context() -> BaseContext:
 def _quiet_logs() -> None:
     for name in ("cmdstanpy", "prophet"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # "Importing plotly failed": Prophet's optional interactive plots, never used here
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
 def backtest(

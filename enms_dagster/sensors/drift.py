@@ -15,6 +15,8 @@ from enms_dagster.drift.store import (
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
 
+LAST_EVENT_SEQ = "last_event_seq"
+
 
 def refit_request(event: StoredDriftEvent) -> dg.RunRequest:
     """A baseline re-fit of the event's machine whose new version records the drift as reason;
@@ -55,44 +57,60 @@ def baseline_drift_sensor(
     event stored since the cursor (one run per event: run key = event id). Hourly, since a
     residual is a whole day. Running by default: a re-fit only adds a baseline version, the
     active model changes only to a valid one, and a fault-free machine triggers nothing."""
-    after = int(context.cursor) if context.cursor else 0
+    after = int(context.cursor) if context.cursor else resume_position(context.instance)
     with warehouse.connect() as conn:
         inserted = store_drift_events(conn, find_drift_events(conn, DriftSettings()))
         events = drift_events_after(conn, after)
     if not events:
         return dg.SkipReason(f"no drift event after #{after}")
-    asset_events = []
-    if inserted:
-        new = [e for e in events if e.event_id in set(inserted)]
-        asset_events.append(
-            dg.AssetMaterialization(
-                asset_key=drift_events.key,
-                metadata={
-                    "new_events": len(inserted),
-                    "machines": ", ".join(sorted({e.machine_id for e in new})),
-                    "events": dg.MetadataValue.md(
-                        markdown_table(
-                            ["event", "machine", "direction", "since", "detected", "evidence"],
-                            [
-                                (
-                                    e.event_id,
-                                    e.machine_id,
-                                    e.direction,
-                                    e.change_start,
-                                    e.detected_on,
-                                    e.evidence,
-                                )
-                                for e in new
-                            ],
-                        )  # fmt: skip
-                    ),
-                },
-            )
-        )
     for e in events:
         context.log.info(f"requesting a baseline re-fit of {e.machine_id}: {e.evidence}")
+    last_seq = max(e.seq for e in events)
+    new = [e for e in events if e.event_id in set(inserted)]
     return dg.SensorResult(
         run_requests=[refit_request(e) for e in events],
-        asset_events=asset_events,
-        cursor=str(max(e.seq for e in events)),
+        asset_events=[drift_materialization(new, last_seq, "re-fit requested")] if new else [],
+        cursor=str(last_seq),
     )
+
+
+def drift_materialization(
+    new: list[StoredDriftEvent], last_seq: int, refit: str
+) -> dg.AssetMaterialization:
+    """The drift_events event for newly stored drifts; ``last_seq`` is the position after them,
+    from which a sensor without a cursor resumes; ``refit`` says what was done about them."""
+    return dg.AssetMaterialization(
+        asset_key=drift_events.key,
+        metadata={
+            "new_events": len(new),
+            "machines_drifting": len({e.machine_id for e in new}),
+            "machines": ", ".join(sorted({e.machine_id for e in new})),
+            "refit": refit,
+            LAST_EVENT_SEQ: last_seq,
+            "events": dg.MetadataValue.md(
+                markdown_table(
+                    ["event", "machine", "direction", "since", "detected", "evidence"],
+                    [
+                        (
+                            e.event_id,
+                            e.machine_id,
+                            e.direction,
+                            e.change_start,
+                            e.detected_on,
+                            e.evidence,
+                        )
+                        for e in new
+                    ],
+                )  # fmt: skip
+            ),
+        },
+    )
+
+
+def resume_position(instance: dg.DagsterInstance) -> int:
+    """Where the sensor starts without a cursor: after the last drift event this instance's
+    history reports (stored by the demo, or before a cursor was lost), else at the first."""
+    event = instance.get_latest_materialization_event(drift_events.key)
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get(LAST_EVENT_SEQ) if materialization else None
+    return int(value.value) if value is not None else 0
