@@ -19,21 +19,27 @@ from enms_dagster.settings import Settings
 def _register_plant(database_url: str, settings: Settings, out=None) -> None:
     """Add the plant file's sites and machines the registry lacks, so the ingestor of a fresh
     warehouse lands their telemetry instead of quarantining it as unknown_machine. Registered
-    rows stay as they are (a plant registered from another file keeps its sample intervals);
-    the plant_registry asset makes the registry follow the file."""
+    rows stay as they are (a plant registered from another file keeps its sample intervals,
+    which is said); the plant_registry asset makes the registry follow the file."""
     from enms_dagster.db import connect
     from enms_dagster.plant import load_plant
-    from enms_dagster.plant.store import add_missing_plant
+    from enms_dagster.plant.store import add_missing_plant, changed_intervals, describe_intervals
 
+    out = out or sys.stdout
+    print(f"plant file {settings.plant_file} ({settings.plant_file_origin})", file=out, flush=True)
     plant = load_plant(settings.plant_file)
     with connect(database_url, autocommit=True) as conn:
         added = add_missing_plant(conn, plant)
+        kept = changed_intervals(conn, plant)
     new = ", ".join(f"{n} {table}" for table, n in added.items() if n) or "nothing new"
-    print(
-        f"plant {settings.plant_file}: {len(plant.machines)} machines; added {new}",
-        file=out or sys.stdout,
-        flush=True,
-    )
+    print(f"plant: {len(plant.machines)} machines; added {new}", file=out, flush=True)
+    if kept:
+        print(
+            f"plant: the registry keeps its sample intervals, registered from another plant file "
+            f"(registered -> this file: {describe_intervals(kept)})",
+            file=out,
+            flush=True,
+        )
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
