@@ -359,13 +359,38 @@ def _cmd_alerts_status(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default as ``(default: X)``; an option whose default is
+    nothing (None, an empty list, a flag) says in its own help what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)):
+            return action.help
+        if action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ``enms`` and of each subcommand: shows defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="enms",
         description="Energy management on Dagster. Servers come from ENMS_DATABASE_URL and "
         "ENMS_MQTT_URL; unset, embedded ones start (state in ENMS_STATE_DIR, default ./.enms).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at INFO level; an error shows its traceback",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="warehouse administration")
@@ -383,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Migrates the warehouse and renders every marts table and view, with its "
         "columns, types and comments, into docs/marts.md.",
     )
-    docs.add_argument("--output", type=Path, default=None, help="default docs/marts.md")
+    docs.add_argument(
+        "--output", type=Path, default=None, help="where to write (default: docs/marts.md)"
+    )
     docs.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the file is out of date"
     )
@@ -410,15 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tables, the anomalies with their precision and recall against the injected faults, "
         "and where the report and the UI are.",
     )
-    demo.add_argument(
-        "--days", type=_positive_int, default=1, help="complete days before today (default 1)"
-    )
-    demo.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    demo.add_argument("--days", type=_positive_int, default=1, help="complete days before today")
+    demo.add_argument("--seed", type=int, default=42, help="simulator seed")
     demo.add_argument(
         "--history-days",
         type=_positive_int,
         default=35,
-        help="days landed directly before the MQTT day(s), at least 14 (default 35)",
+        help="days landed directly before the MQTT day(s), at least 14",
     )
     demo.set_defaults(func=_cmd_demo)
 
@@ -427,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the Dagster UI (webserver and daemon) on this project",
         description="Runs `dagster dev` on enms_dagster.definitions with this project's servers.",
     )
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on")
+    ui.add_argument("--port", type=int, default=3000, help="port the UI listens on")
     ui.set_defaults(func=_cmd_ui)
 
     ingest = sub.add_parser(
@@ -452,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_site_id,
         default=[],
         help="only this site's telemetry (enms/SITE/+/telemetry); repeatable. Splits the plant "
-        "between ingestors; give every partition at least two",
+        "between ingestors; give every partition at least two (default: every site)",
     )
     ingest.add_argument("--share-group", help=argparse.SUPPRESS)  # withdrawn: says why
     ingest.set_defaults(func=_cmd_ingest)
@@ -466,9 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
         "that now pass.",
     )
     quarantine.add_argument(
-        "action", nargs="?", choices=["summary", "list", "redrive"], default="summary"
+        "action",
+        nargs="?",
+        choices=["summary", "list", "redrive"],
+        default="summary",
+        help="what to do",
     )
-    quarantine.add_argument("--reason", help="only entries with this reason")
+    quarantine.add_argument("--reason", help="only entries with this reason (default: all)")
     quarantine.add_argument("--limit", type=_positive_int, default=20, help="entries to list")
     quarantine.set_defaults(func=_cmd_quarantine)
 
@@ -479,14 +508,19 @@ def build_parser() -> argparse.ArgumentParser:
         "into the database with --direct), replays them faster than real time with --speed, or "
         "publishes in real time with --realtime. Injected faults go to core.fault_labels.",
     )
-    simulate.add_argument("--plant", help="plant file (default ENMS_PLANT_FILE or the reference)")
+    simulate.add_argument(
+        "--plant",
+        help="plant file, remembered in the state folder for later commands (default: "
+        "ENMS_PLANT_FILE, else the plant file remembered there, else the reference plant)",
+    )
     simulate.add_argument("--days", type=_positive_int, default=1, help="days to backfill")
-    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--seed", type=int, default=42, help="simulator seed")
     simulate.add_argument("--realtime", action="store_true", help="same as --speed 1")
     simulate.add_argument(
         "--speed",
         type=float,
-        help="publish the last --days at N times real time, then carry on in real time",
+        help="publish the last --days at N times real time, then carry on in real time "
+        "(default: backfill them as fast as the broker takes them, then stop)",
     )
     simulate.add_argument(
         "--fault-rate", type=float, default=0.0, help="injected faults per machine and week"
@@ -511,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT: importing a file again adds nothing; unusable lines go to raw.quarantine.",
     )
     imp.add_argument("files", nargs="+", help="CSV files")
-    imp.add_argument("--chunk-lines", type=_positive_int, default=50_000)
+    imp.add_argument(
+        "--chunk-lines", type=_positive_int, default=50_000, help="lines landed per batch"
+    )
     imp.add_argument(
         "--since",
         type=_since,
