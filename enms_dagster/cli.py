@@ -179,20 +179,32 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
+    from enms_dagster.progress import Progress
     from enms_dagster.runtime.services import running_services
 
+    for path in args.files:
+        if not Path(path).is_file():
+            raise ImportFormatError(f"{path}: no such file; give the path of a CSV file")
     settings = Settings.from_env()
     window = settings.readings_window(since=args.since)
+    set_aside = 0
     with running_services(settings) as services:
         migrate(services.database_url)
         with connect(services.database_url, autocommit=True) as conn:
             for path in args.files:
-                try:
-                    result = import_csv(conn, path, chunk_lines=args.chunk_lines, window=window)
-                except (ImportFormatError, OSError) as exc:
-                    print(f"enms import: {exc}", file=sys.stderr)
-                    return 2
+                with Progress(f"import {Path(path).name}", "lines") as progress:
+                    result = import_csv(
+                        conn, path, chunk_lines=args.chunk_lines, window=window, progress=progress
+                    )
                 print(result.summary(), flush=True)
+                set_aside += result.rejected
+    if set_aside:
+        print(
+            f"enms: {set_aside:,} lines were set aside (not landed); `enms quarantine list` "
+            "shows them and why",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -619,10 +631,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def explain_error(exc: Exception) -> str | None:
+def explain_error(exc: BaseException) -> str | None:
     """One line for an error a user causes and can fix (a server that does not answer, a
-    setting or an input file that is wrong); None for anything else, which is a bug to show
-    with its traceback."""
+    setting or an input file that is wrong), naming what to change; None for anything else,
+    which is a bug to show with its traceback. An error raised inside an asset that a command
+    materializes is explained by the error of the asset's code."""
+    while exc is not None:
+        message = _explain(exc)
+        if message is not None:
+            return message
+        exc = getattr(exc, "user_exception", None)  # Dagster's wrapper of an asset's error
+    return None
+
+
+def _explain(exc: BaseException) -> str | None:
     import psycopg
 
     from enms_dagster.db import MigrationError
@@ -633,20 +655,45 @@ def explain_error(exc: Exception) -> str | None:
     if isinstance(exc, psycopg.OperationalError | psycopg.ProgrammingError) and not isinstance(
         exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn
     ):
-        configured = Settings.from_env().database_url
-        where = (
-            f"ENMS_DATABASE_URL={_redact(configured)}" if configured else "the embedded database"
-        )
-        return f"the database refused or did not answer: {first}; check {where}"
-    if isinstance(exc, PlantFileError | ImportFormatError | MigrationError | FileNotFoundError):
+        return _explain_database(first)
+    if isinstance(exc, PlantFileError):
+        settings = Settings.from_env()
+        if str(settings.plant_file) in first:
+            return f"{first}; that plant file is {settings.plant_file_origin}"
+        return first
+    if isinstance(exc, ImportFormatError | MigrationError | FileNotFoundError):
         return first
     if isinstance(exc, ConnectionError | TimeoutError):
         configured = Settings.from_env().mqtt_url
-        where = f"ENMS_MQTT_URL={_redact(configured)}" if configured else "the embedded broker"
-        return f"a server refused or did not answer: {first}; check {where}"
+        if configured is None:
+            return f"the embedded MQTT broker refused or did not answer: {first}"
+        return (
+            f"the MQTT broker refused or did not answer: {first}; start it there or correct "
+            f"ENMS_MQTT_URL={_redact(configured)} (unset, an embedded broker starts)"
+        )
     if isinstance(exc, ValueError) and type(exc) is ValueError:
         return first  # settings and URLs (enms_dagster.settings) say what is wrong and where
     return None
+
+
+def _explain_database(first: str) -> str:
+    """A database connection error with what to do about it."""
+    configured = Settings.from_env().database_url
+    if configured is None:
+        return f"the embedded database refused or did not answer: {first}"
+    where = f"ENMS_DATABASE_URL={_redact(configured)}"
+    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:  ", "")
+    if "does not exist" in reason and reason.startswith("database"):
+        return (
+            f"the database server answered: {reason}; create that database (createdb) or "
+            f"correct {where}"
+        )
+    if "Connection refused" in reason:
+        return (
+            f"the database server refused the connection: {first}; start PostgreSQL there or "
+            f"correct {where} (unset, an embedded PostgreSQL starts)"
+        )
+    return f"the database refused or did not answer: {first}; check {where}"
 
 
 def _redact(url: str) -> str:
