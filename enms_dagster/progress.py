@@ -9,6 +9,7 @@ callback."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -78,6 +79,9 @@ class Progress:
 
         if self._bar is None:
             known = fraction is not None
+            # a terminal that reports no size (0 x 0, e.g. `script`, some containers) gets
+            # 100 x 20: tqdm would hide a bar on a screen of 0 rows
+            size = shutil.get_terminal_size((100, 20))
             self._bar = tqdm(
                 desc=self.what,
                 total=100 if known else None,
@@ -86,7 +90,8 @@ class Progress:
                 bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed}<{remaining}{postfix}"
                 if known
                 else None,
-                dynamic_ncols=True,
+                ncols=size.columns,
+                nrows=size.lines,
             )
         elapsed = self.clock() - self.began
         if fraction is None:
