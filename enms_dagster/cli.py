@@ -634,17 +634,8 @@ def main(argv: list[str] | None = None) -> int:
 def explain_error(exc: BaseException) -> str | None:
     """One line for an error a user causes and can fix (a server that does not answer, a
     setting or an input file that is wrong), naming what to change; None for anything else,
-    which is a bug to show with its traceback. An error raised inside an asset that a command
-    materializes is explained by the error of the asset's code."""
-    while exc is not None:
-        message = _explain(exc)
-        if message is not None:
-            return message
-        exc = getattr(exc, "user_exception", None)  # Dagster's wrapper of an asset's error
-    return None
-
-
-def _explain(exc: BaseException) -> str | None:
+    which is a bug to show with its traceback. (``dg.materialize`` re-raises an asset's own
+    error, so a command that materializes assets is explained the same way.)"""
     import psycopg
 
     from enms_dagster.db import MigrationError

@@ -193,3 +193,33 @@ def test_simulate_uses_the_remembered_plant_file_and_refuses_one_of_other_interv
         assert "ENMS_PLANT_CHANGE_INTERVALS=1" in other.stderr and "Traceback" not in other.stderr
         with connect(url) as conn:
             assert interval(conn, "compressor") == 60
+
+
+def test_the_plant_registry_asset_refuses_other_intervals_and_the_cli_says_it_in_one_line():
+    import dagster as dg
+
+    from enms_dagster.assets.plant import plant_registry
+    from enms_dagster.cli import explain_error
+    from enms_dagster.resources import PlantResource, WarehouseResource
+
+    with scratch_database() as dsn:
+        url = _conninfo_to_url(dsn)
+        migrate(url)
+        with connect(url, autocommit=True) as conn:
+            save_plant(conn, load_plant(SMALL_PLANT))
+            ts = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            land_batch(conn, [("HVAC-01", "power_kw", ts, 10.0)], source="test", messages=1)
+        resources = {
+            "warehouse": WarehouseResource(database_url=url),
+            "plant": PlantResource(plant_file=str(COARSE_PLANT)),
+        }
+        with pytest.raises(Exception) as refused:
+            dg.materialize([plant_registry], resources=resources)
+        assert explain_error(refused.value) == (
+            f"plant file {COARSE_PLANT} would change the sample interval of machines that have "
+            "readings (hvac 10 s -> 60 s): their hours were landed at the registered interval "
+            "and would all fail completeness. Use the plant file that registered them, or set "
+            "ENMS_PLANT_CHANGE_INTERVALS=1 to change the intervals anyway"
+        )
+        with connect(url) as conn:
+            assert interval(conn, "hvac") == 10
