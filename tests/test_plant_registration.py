@@ -194,6 +194,11 @@ def test_simulate_uses_the_remembered_plant_file_and_refuses_one_of_other_interv
         with connect(url) as conn:
             assert interval(conn, "compressor") == 60
 
+        forced = {**env, "ENMS_PLANT_FILE": str(SMALL_PLANT), "ENMS_PLANT_CHANGE_INTERVALS": "1"}
+        assert enms("simulate", "--direct", env=forced).returncode == 0
+        with connect(url) as conn:
+            assert interval(conn, "compressor") == 1
+
 
 def test_the_plant_registry_asset_refuses_other_intervals_and_the_cli_says_it_in_one_line():
     import dagster as dg
@@ -223,3 +228,22 @@ def test_the_plant_registry_asset_refuses_other_intervals_and_the_cli_says_it_in
         )
         with connect(url) as conn:
             assert interval(conn, "hvac") == 10
+
+
+def test_migrate_says_which_plant_file_and_that_the_registry_keeps_other_intervals(tmp_path):
+    with scratch_database() as dsn:
+        url = _conninfo_to_url(dsn)
+        migrate(url)
+        with connect(url, autocommit=True) as conn:
+            save_plant(conn, load_plant(COARSE_PLANT))
+        env = {**os.environ, "ENMS_DATABASE_URL": url, "ENMS_STATE_DIR": str(tmp_path)}
+        done = enms("db", "migrate", env={**env, "ENMS_PLANT_FILE": str(SMALL_PLANT)})
+        assert done.returncode == 0, done.stderr
+        out = done.stdout.splitlines()
+        assert f"plant file {SMALL_PLANT} (set by ENMS_PLANT_FILE)" in out
+        assert out[-1] == (
+            "plant: the registry keeps its sample intervals, registered from another plant file "
+            "(registered -> this file: compressor 60 s -> 1 s, conveyor_motor 60 s -> 10 s, "
+            "hvac 60 s -> 10 s, hydraulic_pump 60 s -> 30 s, injection_moulding 60 s -> 30 s, "
+            "meter 60 s -> 900 s)"
+        )
