@@ -98,8 +98,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.share_group is not None:
-        print(SHARE_GROUP_WITHDRAWN, file=sys.stderr)
-        return 2
+        raise ValueError(SHARE_GROUP_WITHDRAWN)
     from enms_dagster.db import migrate
     from enms_dagster.ingest.service import run_ingestor
     from enms_dagster.runtime.services import running_services
@@ -172,7 +171,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         savings=tuple(args.saving),
     )
     if options.direct and speed is not None:
-        raise SystemExit("enms simulate: --direct backfills history; drop --speed/--realtime")
+        raise ValueError("enms simulate --direct backfills history; drop --speed/--realtime")
     return run_simulate(Settings.from_env(), options)
 
 
@@ -277,12 +276,10 @@ def _cmd_analyst_password(args: argparse.Namespace) -> int:
                 print("the passwords differ; nothing changed", file=sys.stderr)
                 return 1
         if not password:
-            print(
+            raise ValueError(
                 "set ENMS_ANALYST_PASSWORD (or run in a terminal to be asked); "
-                "--disable takes the login away",
-                file=sys.stderr,
+                "--disable takes the login away"
             )
-            return 2
     settings = Settings.from_env()
     with (
         _migrated_warehouse(settings) as database_url,

@@ -95,7 +95,7 @@ class Settings:
     readings_max_ahead_s: int = 300
     analyst_limits: AnalystLimits = AnalystLimits()
     migration_lock_wait_s: float = 60.0
-    plant_file_origin: str = "the reference plant"  # why this plant file, for the user
+    plant_file_origin: str = "given"  # why this plant file, for the user (from_env says)
     plant_change_intervals: bool = False
 
     @classmethod
