@@ -19,21 +19,27 @@ from enms_dagster.settings import Settings
 def _register_plant(database_url: str, settings: Settings, out=None) -> None:
     """Add the plant file's sites and machines the registry lacks, so the ingestor of a fresh
     warehouse lands their telemetry instead of quarantining it as unknown_machine. Registered
-    rows stay as they are (a plant registered from another file keeps its sample intervals);
-    the plant_registry asset makes the registry follow the file."""
+    rows stay as they are (a plant registered from another file keeps its sample intervals,
+    which is said); the plant_registry asset makes the registry follow the file."""
     from enms_dagster.db import connect
     from enms_dagster.plant import load_plant
-    from enms_dagster.plant.store import add_missing_plant
+    from enms_dagster.plant.store import add_missing_plant, changed_intervals, describe_intervals
 
+    out = out or sys.stdout
+    print(f"plant file {settings.plant_file} ({settings.plant_file_origin})", file=out, flush=True)
     plant = load_plant(settings.plant_file)
     with connect(database_url, autocommit=True) as conn:
         added = add_missing_plant(conn, plant)
+        kept = changed_intervals(conn, plant)
     new = ", ".join(f"{n} {table}" for table, n in added.items() if n) or "nothing new"
-    print(
-        f"plant {settings.plant_file}: {len(plant.machines)} machines; added {new}",
-        file=out or sys.stdout,
-        flush=True,
-    )
+    print(f"plant: {len(plant.machines)} machines; added {new}", file=out, flush=True)
+    if kept:
+        print(
+            f"plant: the registry keeps its sample intervals, registered from another plant file "
+            f"(registered -> this file: {describe_intervals(kept)})",
+            file=out,
+            flush=True,
+        )
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -93,8 +99,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.share_group is not None:
-        print(SHARE_GROUP_WITHDRAWN, file=sys.stderr)
-        return 2
+        raise ValueError(SHARE_GROUP_WITHDRAWN)
     from enms_dagster.db import migrate
     from enms_dagster.ingest.service import run_ingestor
     from enms_dagster.runtime.services import running_services
@@ -167,27 +172,39 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         savings=tuple(args.saving),
     )
     if options.direct and speed is not None:
-        raise SystemExit("enms simulate: --direct backfills history; drop --speed/--realtime")
+        raise ValueError("enms simulate --direct backfills history; drop --speed/--realtime")
     return run_simulate(Settings.from_env(), options)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from enms_dagster.db import connect, migrate
     from enms_dagster.ingest.csv_import import ImportFormatError, import_csv
+    from enms_dagster.progress import Progress
     from enms_dagster.runtime.services import running_services
 
+    for path in args.files:
+        if not Path(path).is_file():
+            raise ImportFormatError(f"{path}: no such file; give the path of a CSV file")
     settings = Settings.from_env()
     window = settings.readings_window(since=args.since)
+    set_aside = 0
     with running_services(settings) as services:
         migrate(services.database_url)
         with connect(services.database_url, autocommit=True) as conn:
             for path in args.files:
-                try:
-                    result = import_csv(conn, path, chunk_lines=args.chunk_lines, window=window)
-                except (ImportFormatError, OSError) as exc:
-                    print(f"enms import: {exc}", file=sys.stderr)
-                    return 2
+                with Progress(f"import {Path(path).name}", "lines") as progress:
+                    result = import_csv(
+                        conn, path, chunk_lines=args.chunk_lines, window=window, progress=progress
+                    )
                 print(result.summary(), flush=True)
+                set_aside += result.rejected
+    if set_aside:
+        print(
+            f"enms: {set_aside:,} lines were set aside (not landed); `enms quarantine list` "
+            "shows them and why",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -260,12 +277,10 @@ def _cmd_analyst_password(args: argparse.Namespace) -> int:
                 print("the passwords differ; nothing changed", file=sys.stderr)
                 return 1
         if not password:
-            print(
+            raise ValueError(
                 "set ENMS_ANALYST_PASSWORD (or run in a terminal to be asked); "
-                "--disable takes the login away",
-                file=sys.stderr,
+                "--disable takes the login away"
             )
-            return 2
     settings = Settings.from_env()
     with (
         _migrated_warehouse(settings) as database_url,
@@ -354,13 +369,38 @@ def _cmd_alerts_status(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default as ``(default: X)``; an option whose default is
+    nothing (None, an empty list, a flag) says in its own help what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)):
+            return action.help
+        if action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ``enms`` and of each subcommand: shows defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="enms",
         description="Energy management on Dagster. Servers come from ENMS_DATABASE_URL and "
         "ENMS_MQTT_URL; unset, embedded ones start (state in ENMS_STATE_DIR, default ./.enms).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at INFO level; an error shows its traceback",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="warehouse administration")
@@ -378,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Migrates the warehouse and renders every marts table and view, with its "
         "columns, types and comments, into docs/marts.md.",
     )
-    docs.add_argument("--output", type=Path, default=None, help="default docs/marts.md")
+    docs.add_argument(
+        "--output", type=Path, default=None, help="where to write (default: docs/marts.md)"
+    )
     docs.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the file is out of date"
     )
@@ -405,15 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tables, the anomalies with their precision and recall against the injected faults, "
         "and where the report and the UI are.",
     )
-    demo.add_argument(
-        "--days", type=_positive_int, default=1, help="complete days before today (default 1)"
-    )
-    demo.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    demo.add_argument("--days", type=_positive_int, default=1, help="complete days before today")
+    demo.add_argument("--seed", type=int, default=42, help="simulator seed")
     demo.add_argument(
         "--history-days",
         type=_positive_int,
         default=35,
-        help="days landed directly before the MQTT day(s), at least 14 (default 35)",
+        help="days landed directly before the MQTT day(s), at least 14",
     )
     demo.set_defaults(func=_cmd_demo)
 
@@ -422,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the Dagster UI (webserver and daemon) on this project",
         description="Runs `dagster dev` on enms_dagster.definitions with this project's servers.",
     )
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on")
+    ui.add_argument("--port", type=int, default=3000, help="port the UI listens on")
     ui.set_defaults(func=_cmd_ui)
 
     ingest = sub.add_parser(
@@ -447,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_site_id,
         default=[],
         help="only this site's telemetry (enms/SITE/+/telemetry); repeatable. Splits the plant "
-        "between ingestors; give every partition at least two",
+        "between ingestors; give every partition at least two (default: every site)",
     )
     ingest.add_argument("--share-group", help=argparse.SUPPRESS)  # withdrawn: says why
     ingest.set_defaults(func=_cmd_ingest)
@@ -461,9 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
         "that now pass.",
     )
     quarantine.add_argument(
-        "action", nargs="?", choices=["summary", "list", "redrive"], default="summary"
+        "action",
+        nargs="?",
+        choices=["summary", "list", "redrive"],
+        default="summary",
+        help="what to do",
     )
-    quarantine.add_argument("--reason", help="only entries with this reason")
+    quarantine.add_argument("--reason", help="only entries with this reason (default: all)")
     quarantine.add_argument("--limit", type=_positive_int, default=20, help="entries to list")
     quarantine.set_defaults(func=_cmd_quarantine)
 
@@ -474,14 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
         "into the database with --direct), replays them faster than real time with --speed, or "
         "publishes in real time with --realtime. Injected faults go to core.fault_labels.",
     )
-    simulate.add_argument("--plant", help="plant file (default ENMS_PLANT_FILE or the reference)")
+    simulate.add_argument(
+        "--plant",
+        help="plant file, remembered in the state folder for later commands (default: "
+        "ENMS_PLANT_FILE, else the plant file remembered there, else the reference plant)",
+    )
     simulate.add_argument("--days", type=_positive_int, default=1, help="days to backfill")
-    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--seed", type=int, default=42, help="simulator seed")
     simulate.add_argument("--realtime", action="store_true", help="same as --speed 1")
     simulate.add_argument(
         "--speed",
         type=float,
-        help="publish the last --days at N times real time, then carry on in real time",
+        help="publish the last --days at N times real time, then carry on in real time "
+        "(default: backfill them as fast as the broker takes them, then stop)",
     )
     simulate.add_argument(
         "--fault-rate", type=float, default=0.0, help="injected faults per machine and week"
@@ -506,7 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT: importing a file again adds nothing; unusable lines go to raw.quarantine.",
     )
     imp.add_argument("files", nargs="+", help="CSV files")
-    imp.add_argument("--chunk-lines", type=_positive_int, default=50_000)
+    imp.add_argument(
+        "--chunk-lines", type=_positive_int, default=50_000, help="lines landed per batch"
+    )
     imp.add_argument(
         "--since",
         type=_since,
@@ -578,10 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def explain_error(exc: Exception) -> str | None:
+def explain_error(exc: BaseException) -> str | None:
     """One line for an error a user causes and can fix (a server that does not answer, a
-    setting or an input file that is wrong); None for anything else, which is a bug to show
-    with its traceback."""
+    setting or an input file that is wrong), naming what to change; None for anything else,
+    which is a bug to show with its traceback. (``dg.materialize`` re-raises an asset's own
+    error, so a command that materializes assets is explained the same way.)"""
     import psycopg
 
     from enms_dagster.db import MigrationError
@@ -592,20 +644,45 @@ def explain_error(exc: Exception) -> str | None:
     if isinstance(exc, psycopg.OperationalError | psycopg.ProgrammingError) and not isinstance(
         exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn
     ):
-        configured = Settings.from_env().database_url
-        where = (
-            f"ENMS_DATABASE_URL={_redact(configured)}" if configured else "the embedded database"
-        )
-        return f"the database refused or did not answer: {first}; check {where}"
-    if isinstance(exc, PlantFileError | ImportFormatError | MigrationError | FileNotFoundError):
+        return _explain_database(first)
+    if isinstance(exc, PlantFileError):
+        settings = Settings.from_env()
+        if str(settings.plant_file) in first:
+            return f"{first}; that plant file is {settings.plant_file_origin}"
+        return first
+    if isinstance(exc, ImportFormatError | MigrationError | FileNotFoundError):
         return first
     if isinstance(exc, ConnectionError | TimeoutError):
         configured = Settings.from_env().mqtt_url
-        where = f"ENMS_MQTT_URL={_redact(configured)}" if configured else "the embedded broker"
-        return f"a server refused or did not answer: {first}; check {where}"
+        if configured is None:
+            return f"the embedded MQTT broker refused or did not answer: {first}"
+        return (
+            f"the MQTT broker refused or did not answer: {first}; start it there or correct "
+            f"ENMS_MQTT_URL={_redact(configured)} (unset, an embedded broker starts)"
+        )
     if isinstance(exc, ValueError) and type(exc) is ValueError:
         return first  # settings and URLs (enms_dagster.settings) say what is wrong and where
     return None
+
+
+def _explain_database(first: str) -> str:
+    """A database connection error with what to do about it."""
+    configured = Settings.from_env().database_url
+    if configured is None:
+        return f"the embedded database refused or did not answer: {first}"
+    where = f"ENMS_DATABASE_URL={_redact(configured)}"
+    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:  ", "")
+    if "does not exist" in reason and reason.startswith("database"):
+        return (
+            f"the database server answered: {reason}; create that database (createdb) or "
+            f"correct {where}"
+        )
+    if "Connection refused" in reason:
+        return (
+            f"the database server refused the connection: {first}; start PostgreSQL there or "
+            f"correct {where} (unset, an embedded PostgreSQL starts)"
+        )
+    return f"the database refused or did not answer: {first}; check {where}"
 
 
 def _redact(url: str) -> str:

@@ -5,7 +5,14 @@ Every setting comes from an environment variable, read when a command starts (ne
 - ``ENMS_DATABASE_URL``: ``postgresql://user:pass@host:port/db``; unset → embedded PostgreSQL.
 - ``ENMS_MQTT_URL``: ``mqtt://user:pass@host:port``; unset → embedded amqtt broker.
 - ``ENMS_STATE_DIR``: embedded database, broker log, local Dagster home; default ``./.enms``.
-- ``ENMS_PLANT_FILE``: YAML declaring sites, machines, tariffs; default the reference plant.
+- ``ENMS_PLANT_FILE``: YAML declaring sites, machines, tariffs. Unset → the plant file
+  remembered in the state folder (``ENMS_STATE_DIR/plant_file``, written by a command that chose
+  one: ``enms demo`` its once-a-minute demo plant, ``enms simulate --plant FILE`` that file), else
+  the reference plant. Commands that use it say which file and why in their first lines.
+- ``ENMS_PLANT_CHANGE_INTERVALS``: ``1`` lets registering a plant file (the ``plant_registry``
+  asset, ``enms simulate``) change the sample interval of a machine type whose machines already
+  have readings. Unset, that is refused with the types and intervals named: completeness is
+  judged against the registered interval, so every hour already landed would fail it.
 - ``ENMS_ALERT_WEBHOOK_URL``: where anomaly alerts are POSTed besides MQTT; unset → MQTT only.
 - ``ENMS_READINGS_MAX_AGE_DAYS``: readings older than this many days are quarantined as
   ``too_old`` and get no partition; default 400. ``enms import --since DATE`` reaches further
@@ -35,6 +42,7 @@ from urllib.parse import unquote, urlsplit
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_PLANT_FILE = PACKAGE_DIR / "plant" / "reference_plant.yaml"
+REMEMBERED_PLANT_FILE = "plant_file"  # in the state folder: the path, then who chose it
 
 
 @dataclass(frozen=True)
@@ -87,16 +95,22 @@ class Settings:
     readings_max_ahead_s: int = 300
     analyst_limits: AnalystLimits = AnalystLimits()
     migration_lock_wait_s: float = 60.0
+    plant_file_origin: str = "given"  # why this plant file, for the user (from_env says)
+    plant_change_intervals: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         default = AnalystLimits()
+        state_dir = Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve()
+        plant_file, plant_file_origin = _plant_file(env.get("ENMS_PLANT_FILE"), state_dir)
         return cls(
             database_url=_database_url(env.get("ENMS_DATABASE_URL") or None),
             mqtt_url=env.get("ENMS_MQTT_URL") or None,
-            state_dir=Path(env.get("ENMS_STATE_DIR") or Path.cwd() / ".enms").resolve(),
-            plant_file=Path(env.get("ENMS_PLANT_FILE") or DEFAULT_PLANT_FILE).resolve(),
+            state_dir=state_dir,
+            plant_file=plant_file,
+            plant_file_origin=plant_file_origin,
+            plant_change_intervals=_flag(env, "ENMS_PLANT_CHANGE_INTERVALS"),
             readings_max_age_days=_number(
                 env, "ENMS_READINGS_MAX_AGE_DAYS", 400, int, positive=True
             ),
@@ -112,6 +126,14 @@ class Settings:
                 ),
             ),
             migration_lock_wait_s=_number(env, "ENMS_MIGRATION_LOCK_WAIT_S", 60.0, float),
+        )
+
+    def remember_plant_file(self, plant_file: Path | str, chosen_by: str) -> None:
+        """Make ``plant_file`` the plant file of this state folder for every later command
+        that runs without ``ENMS_PLANT_FILE`` (``chosen_by`` says which command chose it)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / REMEMBERED_PLANT_FILE).write_text(
+            f"{Path(plant_file).resolve()}\n# chosen by {chosen_by}\n"
         )
 
     def readings_window(self, since: dt.datetime | None = None):
@@ -139,6 +161,34 @@ def _database_url(url: str | None) -> str | None:
         f"ENMS_DATABASE_URL must be a PostgreSQL URL, got one starting {scheme!r}; example: "
         "postgresql://enms:secret@127.0.0.1:5432/enms"
     )
+
+
+def _plant_file(configured: str | None, state_dir: Path) -> tuple[Path, str]:
+    """The plant file and why it is the one: ``ENMS_PLANT_FILE``, else the one remembered in the
+    state folder, else the reference plant."""
+    if configured:
+        return Path(configured).resolve(), "set by ENMS_PLANT_FILE"
+    note = state_dir / REMEMBERED_PLANT_FILE
+    if note.is_file():
+        lines = note.read_text().splitlines()
+        path = next((line for line in lines if line and not line.startswith("#")), None)
+        if path:
+            chosen_by = next((line[1:].strip() for line in lines if line.startswith("#")), "")
+            return Path(path), (
+                f"remembered in {note}, {chosen_by}; ENMS_PLANT_FILE overrides it, "
+                "deleting that file goes back to the reference plant"
+            )
+    return DEFAULT_PLANT_FILE, "the reference plant: ENMS_PLANT_FILE is unset"
+
+
+def _flag(env, name: str) -> bool:
+    """A yes/no variable: 1, true, yes (any case) are yes; unset or empty is no."""
+    text = (env.get(name) or "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{name}={text!r}: write 1 (yes) or 0 (no)")
 
 
 def _number(env, name: str, default, kind, *, positive: bool = False):

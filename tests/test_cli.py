@@ -1,10 +1,15 @@
-"""`enms` says what each command does and refuses bad arguments clearly."""
+"""`enms` says what each command does and refuses bad arguments clearly: a misconfiguration is
+one line on stderr naming the cause and what to do, exit code 2, never a traceback."""
 
 import os
 import subprocess
 import sys
 
 import pytest
+
+from tests.conftest import SMALL_PLANT
+
+CLOSED_PORT = "postgresql://enms:s3cret@127.0.0.1:1/enms"
 
 
 def enms(*args, env=None):
@@ -14,57 +19,143 @@ def enms(*args, env=None):
         text=True,
         timeout=120,
         env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
 def with_env(**settings):
-    return {**os.environ, **settings}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENMS_")}
+    return {**env, **settings}
+
+
+def assert_one_line(done, *phrases, after=0):
+    """Exit 2 and one line `enms: ...` with every phrase, the last on stderr (``after`` lines
+    of the command's own before it), no traceback."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == after + 1 and lines[-1].startswith("enms: "), done.stderr
+    for phrase in phrases:
+        assert phrase in lines[-1], lines[-1]
 
 
 @pytest.mark.parametrize(
     ("settings", "phrases"),
     [
         (
-            {"ENMS_DATABASE_URL": "postgresql://enms:s3cret@127.0.0.1:1/enms"},
-            ["Connection refused", "ENMS_DATABASE_URL=postgresql://enms:***@127.0.0.1:1/enms"],
+            {"ENMS_DATABASE_URL": CLOSED_PORT},
+            [
+                "Connection refused",
+                "ENMS_DATABASE_URL=postgresql://enms:***@127.0.0.1:1/enms",
+                "start PostgreSQL there",
+            ],
         ),
         (
             {"ENMS_DATABASE_URL": "mysql://root@127.0.0.1/enms"},
-            ["ENMS_DATABASE_URL must be a PostgreSQL URL", "'mysql'"],
+            ["ENMS_DATABASE_URL must be a PostgreSQL URL", "'mysql'", "example: postgresql://"],
         ),
         (
-            {
-                "ENMS_DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
-                "ENMS_READINGS_MAX_AGE_DAYS": "a",
-            },
+            {"ENMS_DATABASE_URL": CLOSED_PORT, "ENMS_READINGS_MAX_AGE_DAYS": "a"},
             ["ENMS_READINGS_MAX_AGE_DAYS='a' is not a number"],
         ),
     ],
 )
-def test_a_misconfiguration_is_one_line_naming_the_setting_not_a_traceback(settings, phrases):
-    done = enms("db", "migrate", env=with_env(**settings))
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("enms: "), done.stderr
-    for phrase in phrases:
-        assert phrase in lines[0]
+def test_a_misconfiguration_is_one_line_naming_the_setting_not_a_traceback(
+    settings, phrases, tmp_path
+):
+    done = enms("db", "migrate", env=with_env(ENMS_STATE_DIR=str(tmp_path), **settings))
+    assert_one_line(done, *phrases)
     assert "s3cret" not in done.stderr
 
 
 @pytest.mark.integration
-def test_a_refused_broker_is_one_line_naming_enms_mqtt_url(local_services):
+def test_a_missing_database_is_one_line_saying_to_create_it(local_services, tmp_path):
+    url = "postgresql://postgres@127.0.0.1:5432/no_such_db"
+    done = enms("db", "migrate", env=with_env(ENMS_DATABASE_URL=url, ENMS_STATE_DIR=str(tmp_path)))
+    assert_one_line(done, 'database "no_such_db" does not exist', "createdb", url)
+
+
+@pytest.mark.integration
+def test_a_refused_broker_is_one_line_naming_enms_mqtt_url(local_services, tmp_path):
     done = enms(
         "ingest",
         "--client-id",
         "cli-refused-broker",
         env=with_env(
-            ENMS_DATABASE_URL=local_services.database_url, ENMS_MQTT_URL="mqtt://127.0.0.1:1"
+            ENMS_DATABASE_URL=local_services.database_url,
+            ENMS_MQTT_URL="mqtt://127.0.0.1:1",
+            ENMS_STATE_DIR=str(tmp_path),
+            ENMS_PLANT_FILE=str(SMALL_PLANT),
         ),
     )
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    assert "ENMS_MQTT_URL=mqtt://127.0.0.1:1" in done.stderr.strip().splitlines()[-1]
+    # before it: the plant file the ingestor registered and what it added (also on stderr)
+    assert_one_line(done, "ENMS_MQTT_URL=mqtt://127.0.0.1:1", "start it there", after=2)
+
+
+def bad_plant_files(tmp_path):
+    bad_yaml = tmp_path / "bad_yaml.yaml"
+    bad_yaml.write_text("sites:\n  - site_id: a\n   timezone: [\n")
+    units = tmp_path / "units.yaml"
+    units.write_text(
+        SMALL_PLANT.read_text().replace("rated_power_kw: 75}", "rated_power_kw: 75kW}")
+    )
+    assert "75kW" in units.read_text()
+    return {
+        "missing": ("/nope.yaml", ["plant file not found: /nope.yaml", "existing plant file"]),
+        "bad YAML": (bad_yaml, [f"{bad_yaml}, line 3, column 4: not valid YAML", "correct it"]),
+        "units": (
+            units,
+            [f"{units}: machines[0] (CMP-01): rated_power_kw: '75kW'", "rated_power_kw: 75)"],
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "bad YAML", "units"])
+def test_a_bad_plant_file_is_one_line_naming_file_line_and_variable(case, tmp_path):
+    plant_file, phrases = bad_plant_files(tmp_path)[case]
+    env = with_env(
+        ENMS_PLANT_FILE=str(plant_file), ENMS_DATABASE_URL=CLOSED_PORT, ENMS_STATE_DIR=str(tmp_path)
+    )
+    done = enms("simulate", "--direct", env=env)
+    assert_one_line(done, *phrases, "that plant file is set by ENMS_PLANT_FILE")
+    assert done.stdout.splitlines()[0] == f"plant file {plant_file} (set by ENMS_PLANT_FILE)"
+
+
+def test_a_missing_csv_is_one_line_before_any_server_starts(tmp_path):
+    env = with_env(ENMS_DATABASE_URL=CLOSED_PORT, ENMS_STATE_DIR=str(tmp_path))
+    assert_one_line(enms("import", "/nope.csv", env=env), "/nope.csv: no such file")
+
+
+@pytest.mark.integration
+def test_a_csv_with_a_bad_header_is_one_line_naming_the_file_and_the_layouts(
+    local_services, tmp_path
+):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("when,what\n2026-03-10T08:00:00+01:00,1\n")
+    env = with_env(ENMS_DATABASE_URL=local_services.database_url, ENMS_STATE_DIR=str(tmp_path))
+    done = enms("import", str(odd), env=env)
+    assert_one_line(done, f"{odd}, line 1: header ['when', 'what']", "'ts,machine,metric,value'")
+
+
+def test_verbose_keeps_the_traceback(tmp_path):
+    env = with_env(ENMS_DATABASE_URL="mysql://root@127.0.0.1/enms", ENMS_STATE_DIR=str(tmp_path))
+    done = enms("-v", "db", "migrate", env=env)
+    assert done.returncode != 0
+    assert (
+        "Traceback" in done.stderr and "ENMS_DATABASE_URL must be a PostgreSQL URL" in done.stderr
+    )
+
+
+def test_help_shows_the_default_of_each_option():
+    simulate = " ".join(enms("simulate", "--help").stdout.split())
+    assert "simulator seed (default: 42)" in simulate
+    assert "injected faults per machine and week (default: 0.0)" in simulate
+    assert "(default: ENMS_PLANT_FILE, else the plant file remembered there" in simulate
+    imp = " ".join(enms("import", "--help").stdout.split())
+    assert "lines landed per batch (default: 50000)" in imp
+    quarantine = " ".join(enms("quarantine", "--help").stdout.split())
+    assert "what to do (default: summary)" in quarantine
+    assert "entries to list (default: 20)" in quarantine
 
 
 @pytest.mark.parametrize(

@@ -99,16 +99,23 @@ def test_a_file_with_an_unknown_layout_is_refused_before_anything_lands(warehous
     assert warehouse.execute("SELECT count(*) FROM raw.ingest_batches").fetchone()[0] == 0
 
 
-def test_enms_import_prints_a_summary_per_file(warehouse, services, tmp_path, monkeypatch, capsys):
+def test_enms_import_prints_a_summary_per_file_and_exits_1_when_lines_were_set_aside(
+    warehouse, services, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("ENMS_DATABASE_URL", services.database_url)
     monkeypatch.setenv("ENMS_MQTT_URL", services.mqtt_url)
     copy = tmp_path / "meter.csv"
     shutil.copy(INTERVAL, copy)
-    assert cli.main(["import", str(copy), str(BAD)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(str(copy)) and "96 readings landed" in out[0]
+    assert cli.main(["import", str(copy)]) == 0  # every line landed
+    assert cli.main(["import", str(copy), str(BAD)]) == 1
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[1].startswith(str(copy)) and "0 readings landed, 96 already there" in out[1]
     # two of its good lines repeat readings of the first file: they are not landed twice
-    assert "1 readings landed, 2 already there, 8 lines set aside" in out[1]
+    assert "1 readings landed, 2 already there, 8 lines set aside" in out[2]
+    assert captured.err.strip().splitlines()[-1] == (
+        "enms: 8 lines were set aside (not landed); `enms quarantine list` shows them and why"
+    )
 
 
 def test_a_quoted_value_spanning_lines_is_one_record(warehouse, tmp_path):
@@ -136,8 +143,8 @@ def test_a_semicolon_separated_file_gets_one_line_and_exit_code_2(
     assert cli.main(["import", str(semi)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "enms import: the header looks ';'-separated; this importer expects ',' "
-        "(e.g. convert with: sed 's/;/,/g')"
+        f"enms: {semi}, line 1: the header looks ';'-separated; this importer expects ',' "
+        "(e.g. convert with: sed 's/;/,/g') (--verbose shows the traceback)"
     ]
     assert warehouse.execute("SELECT count(*) FROM raw.ingest_batches").fetchone()[0] == 0
 

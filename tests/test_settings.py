@@ -58,3 +58,36 @@ def test_the_plausible_reading_window_is_set_by_environment_and_checked():
     assert default == (now - dt.timedelta(days=400), now + dt.timedelta(minutes=5))
     with pytest.raises(ValueError, match="ENMS_READINGS_MAX_AGE_DAYS must be positive"):
         Settings.from_env({"ENMS_READINGS_MAX_AGE_DAYS": "0"})
+
+
+def test_the_plant_file_remembered_in_the_state_folder_is_used_until_enms_plant_file_says_otherwise(
+    tmp_path,
+):
+    state = {"ENMS_STATE_DIR": str(tmp_path)}
+    chosen = tmp_path / "demo_plant.yaml"
+    Settings.from_env(state).remember_plant_file(chosen, "enms demo")
+
+    remembered = Settings.from_env(state)
+    assert remembered.plant_file == chosen
+    assert remembered.plant_file_origin.startswith(
+        f"remembered in {tmp_path / 'plant_file'}, chosen by enms demo; ENMS_PLANT_FILE overrides"
+    )
+    explicit = Settings.from_env({**state, "ENMS_PLANT_FILE": "/etc/enms/plant.yaml"})
+    assert explicit.plant_file.as_posix() == "/etc/enms/plant.yaml"
+    assert explicit.plant_file_origin == "set by ENMS_PLANT_FILE"
+    elsewhere = Settings.from_env({"ENMS_STATE_DIR": str(tmp_path / "other")})
+    assert elsewhere.plant_file == DEFAULT_PLANT_FILE
+    assert elsewhere.plant_file_origin.startswith("the reference plant")
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"), [("", False), ("0", False), ("1", True), ("yes", True)]
+)
+def test_changing_registered_sample_intervals_is_allowed_only_when_asked(text, allowed):
+    settings = Settings.from_env({"ENMS_PLANT_CHANGE_INTERVALS": text})
+    assert settings.plant_change_intervals is allowed
+
+
+def test_an_unreadable_yes_no_setting_is_refused():
+    with pytest.raises(ValueError, match="ENMS_PLANT_CHANGE_INTERVALS='maybe': write 1"):
+        Settings.from_env({"ENMS_PLANT_CHANGE_INTERVALS": "maybe"})

@@ -11,10 +11,17 @@ from enms_dagster.resources import PlantResource, WarehouseResource
 def plant_registry(
     context: dg.AssetExecutionContext, plant: PlantResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Sites, machine types, metrics, machines, tariffs and emission factors from the plant file."""
+    """Sites, machine types, metrics, machines, tariffs and emission factors from the plant file.
+    Refuses to change the sample interval of machines that have readings unless
+    ``ENMS_PLANT_CHANGE_INTERVALS=1`` (``save_plant``)."""
     registry = plant.load()
     with warehouse.connect() as conn:
-        counts = save_plant(conn, registry)
+        counts = save_plant(
+            conn,
+            registry,
+            source=f"plant file {plant.path()}",
+            change_intervals=plant.may_change_intervals(),
+        )
     context.log.info("registry from %s: %s", plant.path(), counts)
     machines = sorted(registry.machines.values(), key=lambda m: m.machine_id)
     return dg.MaterializeResult(

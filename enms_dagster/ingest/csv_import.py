@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,9 +34,11 @@ import psycopg
 from enms_dagster.ingest.landing import QuarantinedInput, land_batch
 from enms_dagster.ingest.payload import PlausibleTime, Reading, Rejection
 from enms_dagster.plant import STATE_CODES
+from enms_dagster.progress import ProgressCallback
 
 SOURCE = "import"
 LONG_COLUMNS = ("ts", "machine", "metric", "value")
+PROGRESS_EVERY_LINES = 10_000
 
 
 class ImportFormatError(ValueError):
@@ -233,9 +235,11 @@ def import_csv(
     chunk_lines: int = 50_000,
     now: dt.datetime | None = None,
     window: PlausibleTime | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Land a CSV file chunk by chunk with ``land_batch`` (source 'import', topic the absolute
-    file path); return how many records, readings landed and records quarantined."""
+    file path); return how many records, readings landed and records quarantined.
+    ``progress`` hears the share of the file read and the lines so far."""
     path = Path(path).resolve()
     topic = str(path)
     now = now or dt.datetime.now(dt.UTC)
@@ -249,7 +253,14 @@ def import_csv(
     }
     result = ImportResult(topic)
     window = window or PlausibleTime()
+    size = path.stat().st_size or 1
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+
+        def report() -> None:
+            if progress is not None:
+                read = min(f.buffer.tell() / size, 1.0)
+                progress(read, result.lines, f"{result.readings:,} readings")
+
         source = _RecordLines(f)
         records = csv.reader(source)
         try:
@@ -259,8 +270,13 @@ def import_csv(
         if header is None:
             raise ImportFormatError(f"{path}: empty file")
         source.record_bytes()
-        parser = LineParser(header, registry, now, window)
-        _land_records(conn, records, source, parser, topic, seen, result, chunk_lines, window, now)
+        try:
+            parser = LineParser(header, registry, now, window)
+        except ImportFormatError as exc:
+            raise ImportFormatError(f"{path}, line 1: {exc}") from None
+        _land_records(
+            conn, records, source, parser, topic, seen, result, chunk_lines, window, now, report
+        )
     return result
 
 
@@ -275,6 +291,7 @@ def _land_records(
     chunk_lines: int,
     window: PlausibleTime,
     now: dt.datetime,
+    report: Callable[[], None],
 ) -> None:
     readings: list[Reading] = []
     quarantined: list[QuarantinedInput] = []
@@ -326,4 +343,6 @@ def _land_records(
                 result.quarantined += 1
         if in_chunk >= chunk_lines:
             flush()
+        if result.lines % PROGRESS_EVERY_LINES == 0:
+            report()
     flush()

@@ -265,9 +265,16 @@ def load_plant(path: Path | str) -> Plant:
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:
-        raise PlantFileError(f"plant file not found: {path}") from exc
+        raise PlantFileError(
+            f"plant file not found: {path}; give the path of an existing plant file"
+        ) from exc
+    except OSError as exc:
+        raise PlantFileError(f"plant file {path} cannot be read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise PlantFileError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PlantFileError(f"{where}: not valid YAML ({problem}); correct it there") from exc
     return parse_plant(doc, str(path))
 
 

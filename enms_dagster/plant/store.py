@@ -4,7 +4,12 @@ their history stays in the warehouse).
 Two ways: ``save_plant`` makes the registry say what the file says (the ``plant_registry`` asset,
 ``enms simulate``); ``add_missing_plant`` only adds what the registry lacks and never changes a
 registered row (``enms db migrate`` and ``enms ingest`` at start, so a fresh warehouse knows its
-machines, while a plant registered from another file, e.g. other sample intervals, stays)."""
+machines, while a plant registered from another file, e.g. other sample intervals, stays).
+
+``save_plant`` refuses to change the sample interval of a machine type whose machines have
+readings, unless told to (``ENMS_PLANT_CHANGE_INTERVALS=1``): completeness is judged against the
+registered interval, so a plant file of other intervals (the reference plant's 1-30 s over the
+demo's 60 s) would make every hour already landed fail it."""
 
 from __future__ import annotations
 
@@ -14,12 +19,78 @@ import json
 import psycopg
 from psycopg import sql
 
-from enms_dagster.plant import Plant
+from enms_dagster.plant import Plant, PlantFileError
+
+IntervalChange = tuple[str, int | None, int | None]  # machine type, registered, in the file
 
 
-def save_plant(conn: psycopg.Connection, plant: Plant) -> dict[str, int]:
-    """Upsert the whole registry in one transaction; return row counts per table."""
-    return _write_plant(conn, plant, overwrite=True)
+class SampleIntervalChangeError(PlantFileError):
+    """Registering the plant file would change the sample interval of machines with readings."""
+
+
+def save_plant(
+    conn: psycopg.Connection,
+    plant: Plant,
+    *,
+    source: str = "the plant file",
+    change_intervals: bool = False,
+) -> dict[str, int]:
+    """Upsert the whole registry in one transaction; return row counts per table. Raise
+    ``SampleIntervalChangeError`` (and write nothing) if a machine type whose machines have
+    readings would get another sample interval, unless ``change_intervals``."""
+    with conn.transaction():
+        if not change_intervals:
+            changes = changed_intervals_with_readings(conn, plant)
+            if changes:
+                raise SampleIntervalChangeError(_refusal(changes, source))
+        return _write_plant(conn, plant, overwrite=True)
+
+
+def changed_intervals(conn: psycopg.Connection, plant: Plant) -> list[IntervalChange]:
+    """The registered machine types whose sample interval differs from the plant file's."""
+    registered = dict(
+        conn.execute(
+            "SELECT machine_type, sample_interval_s FROM core.machine_types "
+            "WHERE machine_type = ANY(%s)",
+            (list(plant.machine_types),),
+        ).fetchall()
+    )
+    return [
+        (name, registered[name], t.sample_interval_s)
+        for name, t in sorted(plant.machine_types.items())
+        if name in registered and registered[name] != t.sample_interval_s
+    ]
+
+
+def changed_intervals_with_readings(conn: psycopg.Connection, plant: Plant) -> list[IntervalChange]:
+    """``changed_intervals`` of the machine types that have a machine with readings (a type
+    without data can change its interval harmlessly)."""
+    changes = changed_intervals(conn, plant)
+    if not changes:
+        return []
+    with_readings = {
+        machine_type
+        for (machine_type,) in conn.execute(
+            "SELECT DISTINCT m.machine_type FROM core.machines m WHERE m.machine_type = ANY(%s) "
+            "AND EXISTS (SELECT 1 FROM raw.readings r WHERE r.machine_id = m.machine_id)",
+            ([name for name, _, _ in changes],),
+        )
+    }
+    return [change for change in changes if change[0] in with_readings]
+
+
+def describe_intervals(changes: list[IntervalChange]) -> str:
+    """``compressor 60 s -> 1 s, hvac 60 s -> 10 s``."""
+    return ", ".join(f"{name} {old} s -> {new} s" for name, old, new in changes)
+
+
+def _refusal(changes: list[IntervalChange], source: str) -> str:
+    return (
+        f"{source} would change the sample interval of machines that have readings "
+        f"({describe_intervals(changes)}): their hours were landed at the registered interval "
+        "and would all fail completeness. Use the plant file that registered them, or set "
+        "ENMS_PLANT_CHANGE_INTERVALS=1 to change the intervals anyway"
+    )
 
 
 def add_missing_plant(conn: psycopg.Connection, plant: Plant) -> dict[str, int]:

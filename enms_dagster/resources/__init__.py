@@ -29,12 +29,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class PlantResource(dg.ConfigurableResource):
-    """The plant file; empty means ``ENMS_PLANT_FILE`` or the bundled reference plant."""
+    """The plant file; empty means ``ENMS_PLANT_FILE``, the one remembered in the state folder or
+    the bundled reference plant (``Settings``)."""
 
     plant_file: str = ""
 
     def path(self) -> str:
         return self.plant_file or str(Settings.from_env().plant_file)
+
+    def may_change_intervals(self) -> bool:
+        """``ENMS_PLANT_CHANGE_INTERVALS``: registering may change the sample interval of
+        machines that have readings."""
+        return Settings.from_env().plant_change_intervals
 
     def load(self) -> Plant:
         return load_plant(self.path())

@@ -306,6 +306,7 @@ def run_demo(
         dg.materialize(
             [plant_registry], instance=instance, resources=resources, run_config=QUIET_RUN
         )
+        settings.remember_plant_file(plant_file, "enms demo")  # later commands use it too
         plant = load_plant(plant_file)
         site = next(iter(plant.sites.values()))
         first, last = demo_window(site.zone, days)

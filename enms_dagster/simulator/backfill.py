@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -19,6 +18,7 @@ from enms_dagster.db import libpq_url
 from enms_dagster.ingest.landing import BatchResult, land_batch
 from enms_dagster.ingest.payload import Reading
 from enms_dagster.plant import Plant
+from enms_dagster.progress import ProgressCallback, print_bar  # noqa: F401 (the demo's import)
 from enms_dagster.simulator import MachineSeries, SimulationTruth, simulate
 from enms_dagster.simulator.faults import EfficiencyMeasure, FaultLabel, plan_faults
 from enms_dagster.simulator.labels import save_ground_truth
@@ -85,7 +85,7 @@ def backfill_direct(
     measures: Sequence[EfficiencyMeasure] = (),
     batch_readings: int = 500_000,
     workers: int = 2,
-    progress: Callable[[float, str], None] | None = None,
+    progress: ProgressCallback | None = None,
     counters: dict[str, dict[str, float]] | None = None,
 ) -> BackfillResult:
     """Simulate [start, end) and land every reading with ``land_batch``; write the fault labels
@@ -143,8 +143,8 @@ def backfill_direct(
                     reached = dt.datetime.fromtimestamp(last, UTC)
                     progress(
                         min((last - start.timestamp()) / span, 1.0),
-                        f"{result.readings:,} readings simulated, up to "
-                        f"{reached:%Y-%m-%d %H:%M} UTC",
+                        result.readings,
+                        f"simulated up to {reached:%Y-%m-%d %H:%M} UTC",
                     )
             done, _ = wait(pending)
             collect(done)
@@ -153,11 +153,3 @@ def backfill_direct(
             conn.close()
     result.seconds = time.monotonic() - began
     return result
-
-
-def print_bar(fraction: float, text: str, width: int = 30) -> None:
-    """A one-line progress bar on stderr."""
-    filled = int(round(fraction * width))
-    bar = "#" * filled + "-" * (width - filled)
-    sys.stderr.write(f"\r[{bar}] {fraction:6.1%} {text}"[:120].ljust(120))
-    sys.stderr.flush()

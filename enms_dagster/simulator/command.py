@@ -5,7 +5,6 @@ warehouse (``--direct``)."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 from enms_dagster.db import connect, migrate
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.plant.store import save_plant
+from enms_dagster.progress import Progress
 from enms_dagster.settings import Settings
 from enms_dagster.simulator.faults import EfficiencyMeasure, plan_faults
 from enms_dagster.simulator.labels import save_ground_truth
@@ -48,14 +48,13 @@ def parse_saving(text: str, plant: Plant) -> EfficiencyMeasure:
 
 def run_simulate(settings: Settings, options: SimulateOptions) -> int:
     from enms_dagster.runtime.services import running_services
-    from enms_dagster.simulator.backfill import backfill_direct, print_bar
-    from enms_dagster.simulator.publish import (
-        print_progress,
-        publish_simulation,
-        run_accelerated,
-    )
+    from enms_dagster.simulator.backfill import backfill_direct
+    from enms_dagster.simulator.publish import publish_simulation, run_accelerated
 
-    plant = load_plant(options.plant_file or settings.plant_file)
+    plant_file = options.plant_file or settings.plant_file
+    origin = "--plant" if options.plant_file else settings.plant_file_origin
+    print(f"plant file {plant_file} ({origin})", flush=True)
+    plant = load_plant(plant_file)
     measures = [parse_saving(s, plant) for s in options.savings]
     now = dt.datetime.now(dt.UTC)
     end = now.replace(minute=0, second=0, microsecond=0)
@@ -64,12 +63,18 @@ def run_simulate(settings: Settings, options: SimulateOptions) -> int:
     # a live run keeps going: plan its faults a week beyond now
     fault_end = now + dt.timedelta(days=7) if live else end
     faults = plan_faults(plant, start, fault_end, options.seed, options.fault_rate)
-    tty = sys.stderr.isatty()
     with running_services(settings) as services:
         migrate(services.database_url)
         with connect(services.database_url, autocommit=True) as conn:
-            save_plant(conn, plant)
+            save_plant(
+                conn,
+                plant,
+                source=f"plant file {plant_file}",
+                change_intervals=settings.plant_change_intervals,
+            )
             save_ground_truth(conn, faults, measures, seed=options.seed)
+        if options.plant_file:
+            settings.remember_plant_file(plant_file, "enms simulate --plant")
         print(f"{len(faults)} faults and {len(measures)} measures recorded in core.fault_labels")
         if live:
             begin = now if options.speed == 1 else start
@@ -79,47 +84,51 @@ def run_simulate(settings: Settings, options: SimulateOptions) -> int:
                 flush=True,
             )
             try:
-                run_accelerated(
-                    plant,
-                    services.mqtt_url,
-                    start=begin,
-                    speed=options.speed,
-                    seed=options.seed,
-                    faults=faults,
-                    measures=measures,
-                )
+                with Progress("publishing", "messages") as progress:
+                    run_accelerated(
+                        plant,
+                        services.mqtt_url,
+                        start=begin,
+                        speed=options.speed,
+                        seed=options.seed,
+                        faults=faults,
+                        measures=measures,
+                        progress=progress,
+                    )
             except KeyboardInterrupt:
                 pass
             return 0
         if options.direct:
-            result = backfill_direct(
-                plant,
-                start,
-                end,
-                services.database_url,
-                seed=options.seed,
-                faults=faults,
-                measures=measures,
-                progress=print_bar if tty else None,
-            )
+            with Progress("landing", "readings") as progress:
+                result = backfill_direct(
+                    plant,
+                    start,
+                    end,
+                    services.database_url,
+                    seed=options.seed,
+                    faults=faults,
+                    measures=measures,
+                    progress=progress,
+                )
             print(
-                f"\nlanded {result.inserted:,} of {result.readings:,} readings in "
+                f"landed {result.inserted:,} of {result.readings:,} readings in "
                 f"{result.batches} batches ({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC) "
                 f"in {result.seconds:.0f} s, {result.readings_per_s:,.0f} readings/s"
             )
             return 0
-        published = publish_simulation(
-            plant,
-            start,
-            end,
-            services.mqtt_url,
-            seed=options.seed,
-            progress=print_progress if tty else None,
-            faults=faults,
-            measures=measures,
-        )
+        with Progress("publishing", "readings") as progress:
+            published = publish_simulation(
+                plant,
+                start,
+                end,
+                services.mqtt_url,
+                seed=options.seed,
+                progress=progress,
+                faults=faults,
+                measures=measures,
+            )
         print(
-            f"\npublished {published.readings:,} readings in {published.messages:,} messages "
+            f"published {published.readings:,} readings in {published.messages:,} messages "
             f"({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC) in {published.seconds:.0f} s"
         )
     return 0

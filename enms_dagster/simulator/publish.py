@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +11,8 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from enms_dagster.plant import Plant
+from enms_dagster.progress import ProgressCallback
+from enms_dagster.progress import print_bar as print_progress  # noqa: F401 (the demo's import)
 from enms_dagster.settings import MqttAddress
 from enms_dagster.simulator import MachineSeries, SimulationTruth, simulate, to_payloads
 from enms_dagster.simulator.faults import EfficiencyMeasure, FaultLabel
@@ -82,7 +83,7 @@ def publish_simulation(
     *,
     seed: int = 42,
     readings_per_message: int = 60,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     client_id: str = "enms-simulator",
     backpressure: Callable[[int], None] | None = None,
     faults: Sequence[FaultLabel] = (),
@@ -99,6 +100,7 @@ def publish_simulation(
     backfill faster than the landing path must be paced, or the broker drops the excess.
     """
     truth = SimulationTruth()
+    span = (end - start).total_seconds()
     client, acks = connect_publisher(mqtt_url, client_id)
     began = time.monotonic()
     messages = readings = 0
@@ -122,19 +124,15 @@ def publish_simulation(
             if progress:
                 reached = dt.datetime.fromtimestamp(int(series.ts[-1]), dt.UTC)
                 progress(
-                    f"published {messages:,} messages, {readings:,} readings "
-                    f"(up to {reached:%Y-%m-%d %H:%M} UTC)"
+                    min((reached - start).total_seconds() / span, 1.0),
+                    readings,
+                    f"{messages:,} messages, up to {reached:%Y-%m-%d %H:%M} UTC",
                 )
         acks.wait(pending)
     finally:
         client.disconnect()
         client.loop_stop()
     return PublishResult(messages, readings, truth, time.monotonic() - began)
-
-
-def print_progress(line: str) -> None:
-    sys.stderr.write("\r" + line[:110].ljust(110))
-    sys.stderr.flush()
 
 
 def run_realtime(
@@ -177,11 +175,13 @@ def run_accelerated(
     faults: Sequence[FaultLabel] = (),
     measures: Sequence[EfficiencyMeasure] = (),
     wall_clock: Callable[[], float] = time.time,
+    progress: ProgressCallback | None = None,
 ) -> int:
     """Publish simulated time ``speed`` times faster than the wall clock, from ``start`` (in the
     past), until it catches up with now; from then on in real time. Each UTC day is simulated
     once, so machine dynamics run on unbroken and counters carry on overnight. Returns the
-    number of messages published when ``stop()`` turns true."""
+    number of messages published when ``stop()`` turns true. ``progress`` hears every tick
+    (no fraction: the run has no end)."""
     client, _ = connect_publisher(mqtt_url, client_id)
     counters: dict[str, dict[str, float]] = {}
     published = 0
@@ -215,6 +215,9 @@ def run_accelerated(
             for series in day_series:
                 published += _publish_due(client, series, last, now, batch)
             last = now
+            if progress:
+                at = dt.datetime.fromtimestamp(now, dt.UTC)
+                progress(None, published, f"simulated time {at:%Y-%m-%d %H:%M:%S} UTC")
             time.sleep(tick_s)
     finally:
         client.disconnect()
