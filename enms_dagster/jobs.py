@@ -1,4 +1,10 @@
-"""Jobs and schedules over the asset graph."""
+"""Jobs and schedules over the asset graph.
+
+Every job runs its steps in the run's own process (``in_process_executor``): the steps are
+SQL-bound or wait on each other, so a process per step only adds the import of the code location
+and of pandas per step (measured in docs/architecture.md, "Run executors"). The forecast models
+run in their own process pool inside ``load_forecasts``.
+"""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -31,6 +37,7 @@ energy_job = dg.define_asset_job(
             )
         )
     ),
+    executor_def=dg.in_process_executor,
     description=(
         "Hourly energy, drivers, the KPI marts (hourly facts with cost and CO2e, daily KPIs "
         "per machine, line and site) and anomaly detection for one day (or a range, in one "
@@ -45,6 +52,7 @@ hourly_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "hourly_energy", "hourly_drivers", "fct_energy_hourly", "anomalies"
     ),
+    executor_def=dg.in_process_executor,
     description="The current local day's hourly energy, drivers, priced hours and anomalies.",
 )
 
@@ -54,6 +62,7 @@ daily_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "kpi_daily", "fct_kpi_daily", "energy_performance", "energy_report"
     ),
+    executor_def=dg.in_process_executor,
     description=(
         "Yesterday's KPI marts, energy performance against the baselines (EnPI, savings, "
         "CUSUM) and the HTML energy report."
@@ -64,6 +73,7 @@ daily_job = dg.define_asset_job(
 forecast_job = dg.define_asset_job(
     "forecast_job",
     selection=dg.AssetSelection.assets("load_forecasts", "forecast_accuracy", "forecast_champions"),
+    executor_def=dg.in_process_executor,
     description=(
         "Day-ahead forecasts of a day for every machine and site (Prophet, ARIMAX, gradient "
         "boosting, seasonal naive), the scores of the forecast days whose actuals have landed, "
@@ -74,12 +84,14 @@ forecast_job = dg.define_asset_job(
 retention_job = dg.define_asset_job(
     "retention_job",
     selection=dg.AssetSelection.assets("raw_retention_log"),
+    executor_def=dg.in_process_executor,
     description="Drops raw readings past their age where hourly energy is computed and checked.",
 )
 
 baseline_job = dg.define_asset_job(
     "baseline_job",
     selection=dg.AssetSelection.assets("energy_baselines", "energy_performance"),
+    executor_def=dg.in_process_executor,
     description=(
         "Fits the energy baselines (a new version per machine, site and resolution; valid ones "
         "become active) and recomputes EnPI, savings and CUSUM against them."

@@ -12,13 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enms_dagster.forecasts.models import (
-    MODELS,
-    REFERENCE_MODEL,
-    ForecastSettings,
-    backtest,
-    forecast_day,
-)
+from enms_dagster.forecasts.models import ForecastSettings, backtest, forecast_day
+from enms_dagster.forecasts.names import MODELS, REFERENCE_MODEL
 from enms_dagster.forecasts.scoring import choose_champion, pool_daily_scores, score_forecasts
 
 BERLIN = ZoneInfo("Europe/Berlin")

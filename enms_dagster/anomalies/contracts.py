@@ -10,8 +10,10 @@ needs a migration there too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Columns of the residual frame: actual and baseline-expected kWh per machine and hour (with
 # is_shift where known: residuals are then scaled per shift status; with extrapolated where
@@ -134,6 +136,8 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 def severity_for(ratio, th: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """low / medium / high from how far past its threshold a flag is (1 = at the threshold)."""
+    import numpy as np  # here, not at module level: the code location imports Thresholds
+
     r = np.asarray(ratio, dtype=float)
     low, medium, high = SEVERITIES
     return np.where(r >= th.high_at, high, np.where(r >= th.medium_at, medium, low))

@@ -2,26 +2,21 @@
 merged into events, a local day (or a range of days, in one run) at a time."""
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from enms_dagster.anomalies.contracts import Thresholds
-from enms_dagster.anomalies.detectors import detect_anomalies_by_day, with_excess_cost
-from enms_dagster.anomalies.store import (
-    read_events,
-    read_raw_signals,
-    read_residuals,
-    run_evaluation,
-    store_anomalies,
-    update_signal_noise,
-)
 from enms_dagster.charts import figure_markdown, markdown_table, subplots
-from enms_dagster.hourly.store import read_hourly_frame
 from enms_dagster.plant import machine_labels, plant_currency
 from enms_dagster.resources import PlantResource, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The detectors and stores (pandas, scikit-learn) are imported in the asset body: every run's
+# step process imports this module.
 
 
 class AnomaliesConfig(dg.Config):
@@ -56,6 +51,19 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
         with expected vs actual kWh, excess cost and a sentence for the technician. Keeps the hourly
         noise of pressure readings in core.hourly_signal_noise for the days it scores (and any
         reference day it lacks), so later days compare with it instead of weeks of raw readings."""
+        import pandas as pd
+
+        from enms_dagster.anomalies.detectors import detect_anomalies_by_day, with_excess_cost
+        from enms_dagster.anomalies.store import (
+            read_events,
+            read_raw_signals,
+            read_residuals,
+            run_evaluation,
+            store_anomalies,
+            update_signal_noise,
+        )
+        from enms_dagster.hourly.store import read_hourly_frame
+
         window = context.partition_time_window
         registry = plant.load()
         labels, currency = machine_labels(registry), plant_currency(registry)
@@ -114,7 +122,7 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
     return anomalies
 
 
-def _flags_by_kind(flags: pd.DataFrame) -> str:
+def _flags_by_kind(flags: "pd.DataFrame") -> str:
     if flags.empty:
         return "no anomalous hours"
     table = flags.groupby(["kind", "method"], sort=True).agg(
@@ -128,7 +136,7 @@ def _flags_by_kind(flags: pd.DataFrame) -> str:
     )
 
 
-def _event_table(events: pd.DataFrame, timezone: str, limit: int = 25) -> str:
+def _event_table(events: "pd.DataFrame", timezone: str, limit: int = 25) -> str:
     if events.empty:
         return "no events"
     top = events.assign(cost=events["excess_cost"].fillna(0)).sort_values(
@@ -153,7 +161,9 @@ def _event_table(events: pd.DataFrame, timezone: str, limit: int = 25) -> str:
     )
 
 
-def _scores_table(scores: pd.DataFrame) -> str:
+def _scores_table(scores: "pd.DataFrame") -> str:
+    import pandas as pd
+
     rows = []
     for s in scores.itertuples(index=False):
         rows.append(
@@ -188,10 +198,13 @@ def _scores_table(scores: pd.DataFrame) -> str:
 
 
 def anomaly_heatmap_markdown(
-    flags: pd.DataFrame, start: dt.datetime, end: dt.datetime, timezone: str
+    flags: "pd.DataFrame", start: dt.datetime, end: dt.datetime, timezone: str
 ) -> str:
     """Flagged hours per machine and local day (per local hour of day when the window is one
     day), as a small PNG in Markdown."""
+    import numpy as np
+    import pandas as pd
+
     zone = ZoneInfo(timezone)
     local = flags["hour_start"].dt.tz_convert(zone)
     one_day = end - start <= dt.timedelta(hours=25)

@@ -1,17 +1,18 @@
 """Energy baselines and the energy performance measured against them."""
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from enms_dagster.baselines.registry import (
-    RegisteredModel,
-    active_models,
-    fit_and_register,
-    rebuild_energy_performance,
-)
 from enms_dagster.charts import actual_vs_expected_markdown, cusum_markdown, markdown_table
 from enms_dagster.resources import PlantResource, WarehouseResource
+
+if TYPE_CHECKING:
+    from enms_dagster.baselines.registry import RegisteredModel
+
+# The baseline registry (pandas, scikit-learn) is imported in the asset bodies: every run's step
+# process imports this module.
 
 
 class BaselineConfig(dg.Config):
@@ -48,6 +49,7 @@ def energy_baselines(
     """marts.baseline_models: a regression baseline (ISO 50006) per machine and site, daily and
     hourly, with ASHRAE 14 / DOE SEP statistics. Each fit is a new version; a valid one becomes
     active, an invalid one is stored and flagged, never used."""
+    from enms_dagster.baselines.registry import active_models, fit_and_register
 
     def progress(done: int, total: int, what: str) -> None:
         context.log.info(f"fitting {done + 1}/{total}: {what}")
@@ -104,7 +106,7 @@ def energy_baselines(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _model_table(models: list[RegisteredModel]) -> str:
+def _model_table(models: "list[RegisteredModel]") -> str:
     rows = []
     for r in sorted(models, key=lambda r: (r.model.resolution, r.scope, r.model.scope_id)):
         m, s = r.model, r.model.statistics
@@ -145,6 +147,8 @@ def energy_performance(
     """marts.energy_performance_daily: actual vs baseline-expected energy per day, normalized
     EnPI, savings and their CUSUM since the baseline period with ASHRAE 14 uncertainty, and the
     days whose drivers lie outside the baseline's range."""
+    from enms_dagster.baselines.registry import rebuild_energy_performance
+
     with warehouse.connect() as conn:
         rows = rebuild_energy_performance(conn)
         summary = conn.execute(

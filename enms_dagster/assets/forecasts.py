@@ -4,20 +4,13 @@ actuals land, and the champion model of each machine and site."""
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from enms_dagster.charts import forecast_markdown, markdown_table
-from enms_dagster.forecasts.models import MODELS, REFERENCE_MODEL, ForecastSettings, run_forecasts
-from enms_dagster.forecasts.store import (
-    champion_forecasts,
-    current_champions,
-    decide_champions,
-    forecast_day_range,
-    load_forecast_tasks,
-    score_forecast_days,
-    write_forecasts,
-)
+from enms_dagster.forecasts.names import MODELS, REFERENCE_MODEL
 from enms_dagster.resources import WarehouseResource
+
+# The forecast models and stores (pandas, and Prophet, statsmodels, scikit-learn when a model
+# runs) are imported in the asset bodies: every run's step process imports this module.
 
 CHART_DAYS = 7
 
@@ -49,6 +42,15 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         Every forecast uses only the hours before the day's local midnight; the calendar of the day
         is known, its temperature is the persistence forecast (24 h earlier). A backfill of past
         days is a rolling-origin backtest; the machines and days run in a process pool."""
+        import pandas as pd
+
+        from enms_dagster.forecasts.models import ForecastSettings, run_forecasts
+        from enms_dagster.forecasts.store import (
+            champion_forecasts,
+            load_forecast_tasks,
+            write_forecasts,
+        )
+
         window = context.partition_time_window
         first: dt.date = window.start.date()
         last: dt.date = (window.end - dt.timedelta(seconds=1)).date()
@@ -124,6 +126,8 @@ def forecast_accuracy(
     """marts.forecast_accuracy: MAE, RMSE, CV(RMSE), bias, interval coverage and skill over
     seasonal naive of each model per machine, site and day, for the forecast days whose hours
     all have actuals (the last ``rescore_days`` days with forecasts are rescored)."""
+    from enms_dagster.forecasts.store import forecast_day_range, score_forecast_days
+
     with warehouse.connect() as conn:
         first, last = forecast_day_range(conn)
         if last is None:
@@ -176,6 +180,8 @@ def forecast_champions(
     seasonal naive on the last ``window_days`` scored days, valid from the day after them. A
     model that does not beat seasonal naive is never champion (naive is then); challengers keep
     forecasting, and every decision is kept with its reason."""
+    from enms_dagster.forecasts.store import current_champions, decide_champions
+
     with warehouse.connect() as conn:
         (last_scored,) = conn.execute(
             "SELECT max(local_date) FROM marts.forecast_accuracy"
@@ -232,4 +238,6 @@ def forecast_champions(
 
 
 def _pct(value, sign: str = "") -> str:
+    import pandas as pd
+
     return "—" if value is None or pd.isna(value) else f"{value:{sign}.1%}"

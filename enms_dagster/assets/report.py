@@ -5,19 +5,18 @@ import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from enms_dagster.charts import bar_chart_markdown, cusum_markdown, markdown_table
-from enms_dagster.report import (
-    ReportData,
-    build_report_html,
-    last_day_with_data,
-    load_report_data,
-    report_sites,
-)
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.settings import Settings
+
+if TYPE_CHECKING:
+    from enms_dagster.report import ReportData
+
+# The report (pandas) is imported in the asset body: every run's step process imports this module.
 
 # What the report reads. Keys not (yet) defined in definitions.py show as external assets.
 REPORT_DEPS = ["kpi_daily", "fct_kpi_daily", "energy_performance", "anomalies"]
@@ -61,6 +60,13 @@ def energy_report(
     """HTML energy reports (``<state dir>/reports``), one per site and period: Sankey of the
     energy flow, machines compared (energy, SEC, cost, EnPI), EnPI and CUSUM, anomaly heatmap.
     Each file is self-contained (inline SVG and CSS): it opens offline and can be mailed."""
+    from enms_dagster.report import (
+        build_report_html,
+        last_day_with_data,
+        load_report_data,
+        report_sites,
+    )
+
     reports_dir = Settings.from_env().state_dir / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
     anomalies_ran = (
@@ -92,11 +98,11 @@ def energy_report(
     return dg.MaterializeResult(metadata=_metadata(written, reports_dir))
 
 
-def _without_anomalies(data: ReportData) -> ReportData:
+def _without_anomalies(data: "ReportData") -> "ReportData":
     return dataclasses.replace(data, anomaly_days=None, anomaly_events=None)
 
 
-def _metadata(written: list[tuple[ReportData, Path]], reports_dir: Path) -> dict[str, object]:
+def _metadata(written: "list[tuple[ReportData, Path]]", reports_dir: Path) -> dict[str, object]:
     metadata: dict[str, object] = {
         "reports_dir": dg.MetadataValue.path(str(reports_dir)),
         "reports_written": len(written),

@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-REFERENCE_MODEL = "seasonal_naive"
-MODELS = (REFERENCE_MODEL, "prophet", "arimax", "gbm")
+from enms_dagster.forecasts.names import MODELS
+
 CALENDAR_COLUMNS = ("hour_start", "local_date", "local_hour", "is_working_day", "is_shift")
 FORECAST_COLUMNS = (
     "scope_id",

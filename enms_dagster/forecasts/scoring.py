@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from enms_dagster.forecasts.models import REFERENCE_MODEL
+from enms_dagster.forecasts.names import REFERENCE_MODEL
 
 SCORE_COLUMNS = (
     "scope_id",

@@ -20,12 +20,12 @@ from enms_dagster.baselines.registry import load_hourly_frame
 from enms_dagster.db.sql_files import read_sql
 from enms_dagster.forecasts.models import (
     CALENDAR_COLUMNS,
-    REFERENCE_MODEL,
     WEEK_H,
     ForecastSettings,
     ForecastTask,
     forecast_tasks,
 )
+from enms_dagster.forecasts.names import REFERENCE_MODEL
 from enms_dagster.forecasts.scoring import (
     ChampionDecision,
     choose_champion,

@@ -10,7 +10,6 @@ import dagster as dg
 import psycopg
 
 from enms_dagster.anomalies.alert_delivery import DeliveryPolicy
-from enms_dagster.anomalies.alerts import webhook_url_from_env
 from enms_dagster.db import connect
 from enms_dagster.plant import Plant, load_plant
 from enms_dagster.settings import Settings
@@ -66,6 +65,8 @@ class AlertsResource(dg.ConfigurableResource):
         return self.mqtt_url or Settings.from_env().mqtt_url
 
     def webhook(self) -> str | None:
+        from enms_dagster.anomalies.alerts import webhook_url_from_env  # pandas: only when used
+
         return self.webhook_url or webhook_url_from_env()
 
     def policy(self) -> DeliveryPolicy:

@@ -5,7 +5,6 @@ import uuid
 
 import dagster as dg
 
-from enms_dagster.anomalies.alerts import publish_alerts
 from enms_dagster.resources import AlertsResource, WarehouseResource
 
 
@@ -28,6 +27,8 @@ def anomaly_alerts_sensor(
     (``enms alerts ack``) stay quiet. Stopped by default: alerts reach people, so whoever runs
     the plant decides where they go (``ENMS_MQTT_URL``, ``ENMS_ALERT_WEBHOOK_URL``) before
     starting it."""
+    from enms_dagster.anomalies.alerts import publish_alerts  # pandas: only when a tick runs
+
     broker = alerts.broker_url()
     if not broker:
         return dg.SkipReason("no MQTT broker configured: set ENMS_MQTT_URL")

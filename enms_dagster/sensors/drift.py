@@ -1,24 +1,22 @@
 """The drift sensor: finds machines whose energy drifts away from their baseline, stores each drift
 as an event with its evidence, and requests one baseline re-fit per event."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from enms_dagster.assets.drift import drift_events
 from enms_dagster.charts import markdown_table
-from enms_dagster.drift.cusum import DriftSettings
-from enms_dagster.drift.store import (
-    StoredDriftEvent,
-    drift_events_after,
-    find_drift_events,
-    store_drift_events,
-)
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
 
 LAST_EVENT_SEQ = "last_event_seq"
 
+if TYPE_CHECKING:
+    from enms_dagster.drift.store import StoredDriftEvent
 
-def refit_request(event: StoredDriftEvent) -> dg.RunRequest:
+
+def refit_request(event: "StoredDriftEvent") -> dg.RunRequest:
     """A baseline re-fit of the event's machine whose new version records the drift as reason;
     the run key is the event id, so an event never launches a second run."""
     return dg.RunRequest(
@@ -57,6 +55,10 @@ def baseline_drift_sensor(
     event stored since the cursor (one run per event: run key = event id). Hourly, since a
     residual is a whole day. Running by default: a re-fit only adds a baseline version, the
     active model changes only to a valid one, and a fault-free machine triggers nothing."""
+    # the detector (pandas) loads when a tick runs, not with the code location
+    from enms_dagster.drift.cusum import DriftSettings
+    from enms_dagster.drift.store import drift_events_after, find_drift_events, store_drift_events
+
     after = int(context.cursor) if context.cursor else resume_position(context.instance)
     with warehouse.connect() as conn:
         inserted = store_drift_events(conn, find_drift_events(conn, DriftSettings()))
@@ -75,7 +77,7 @@ def baseline_drift_sensor(
 
 
 def drift_materialization(
-    new: list[StoredDriftEvent], last_seq: int, refit: str
+    new: "list[StoredDriftEvent]", last_seq: int, refit: str
 ) -> dg.AssetMaterialization:
     """The drift_events event for newly stored drifts; ``last_seq`` is the position after them,
     from which a sensor without a cursor resumes; ``refit`` says what was done about them."""

@@ -14,10 +14,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Clock skew tolerated before a reading counts as coming from the future.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -90,6 +92,8 @@ def _plain(value: Any) -> Any:
 
 
 def _frame(conn: psycopg.Connection, query: str, params: dict) -> pd.DataFrame:
+    import pandas as pd  # here, like GX: the code location imports this module, checks call it
+
     with conn.cursor() as cur:
         cur.execute(query, params)
         columns = [c.name for c in cur.description]
