@@ -1,7 +1,8 @@
 """The whole platform in one screen: assets, checks, jobs, schedules, sensors, resources.
 
 Built when Dagster loads the code location, not when this module is imported: the daily
-partitions and the schedules follow the plant's time zone, read from the plant file then.
+partitions and the schedules follow the plant's time zone, read from the plant file then, and the
+partitions begin at the plant's first day of data (``partitions.history_start``).
 """
 
 import dagster as dg
@@ -34,7 +35,7 @@ from enms_dagster.jobs import (
     hourly_job,
     retention_job,
 )
-from enms_dagster.partitions import daily_partitions, plant_timezone
+from enms_dagster.partitions import daily_partitions, history_start, plant_timezone
 from enms_dagster.resources import AlertsResource, PlantResource, WarehouseResource
 from enms_dagster.sensors.alerts import anomaly_alerts_sensor
 from enms_dagster.sensors.drift import baseline_drift_sensor
@@ -44,7 +45,7 @@ from enms_dagster.sensors.raw_readings import build_raw_readings_sensor
 @dg.definitions
 def defs() -> dg.Definitions:
     timezone = plant_timezone()
-    days = daily_partitions(timezone)
+    days = daily_partitions(timezone, history_start(timezone))
     return dg.Definitions(
         assets=[
             plant_registry,
