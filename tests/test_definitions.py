@@ -82,3 +82,29 @@ def test_what_runs_by_default_reads_and_recomputes_and_what_acts_on_people_or_da
         assert schedule.description, schedule.name
     for sensor in defs.sensors:
         assert sensor.description, sensor.name
+
+
+# The asset groups in the order data flows through them.
+GROUP_ORDER = ("raw", "core", "analytics", "marts", "reports")
+# One spelling per kind: Dagster's kind icons know postgres, sql, python and scikitlearn; the
+# others show as text.
+KINDS = {"postgres", "sql", "python", "scikitlearn", "mqtt", "html", "prophet", "statsmodels"}
+
+
+def test_every_dependency_goes_from_an_earlier_group_to_the_same_or_a_later_one():
+    graph = defs.resolve_asset_graph()
+    group = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert set(group.values()) <= set(GROUP_ORDER), group
+    backward = [
+        f"{parent.to_user_string()} ({group[parent]}) -> {key.to_user_string()} ({group[key]})"
+        for key in group
+        for parent in graph.get(key).parent_keys
+        if GROUP_ORDER.index(group[parent]) > GROUP_ORDER.index(group[key])
+    ]
+    assert backward == []
+
+
+def test_every_kind_is_spelled_one_way():
+    graph = defs.resolve_asset_graph()
+    kinds = {kind for key in graph.get_all_asset_keys() for kind in graph.get(key).kinds}
+    assert kinds <= KINDS, kinds - KINDS

@@ -38,7 +38,7 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
     """The anomalies asset over the plant's daily partitions (events shown in its time zone)."""
 
     @dg.asset(
-        group_name="marts",
+        group_name="analytics",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["hourly_energy", "hourly_drivers", "energy_baselines"],

@@ -35,9 +35,9 @@ class BaselineConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="baselines",
+    group_name="analytics",
     deps=["hourly_energy", "hourly_drivers"],
-    kinds={"python", "scikit-learn", "postgres"},
+    kinds={"python", "scikitlearn", "postgres"},
 )
 def energy_baselines(
     context: dg.AssetExecutionContext,
@@ -135,7 +135,7 @@ def _model_table(models: list[RegisteredModel]) -> str:
 
 
 @dg.asset(
-    group_name="baselines",
+    group_name="analytics",
     deps=["energy_baselines", "hourly_energy", "hourly_drivers"],
     kinds={"python", "postgres"},
 )

@@ -35,11 +35,11 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
     """The load_forecasts asset over the plant's daily partitions."""
 
     @dg.asset(
-        group_name="forecasts",
+        group_name="analytics",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["hourly_energy", "hourly_drivers"],
-        kinds={"python", "prophet", "statsmodels", "scikit-learn", "postgres"},
+        kinds={"python", "prophet", "statsmodels", "scikitlearn", "postgres"},
     )
     def load_forecasts(
         context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource
@@ -114,7 +114,7 @@ class AccuracyConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="forecasts",
+    group_name="analytics",
     deps=["load_forecasts", "hourly_energy", "hourly_drivers"],
     kinds={"python", "postgres"},
 )
@@ -168,7 +168,7 @@ class ChampionConfig(dg.Config):
     switch_margin: float = 0.02
 
 
-@dg.asset(group_name="forecasts", deps=["forecast_accuracy"], kinds={"python", "postgres"})
+@dg.asset(group_name="analytics", deps=["forecast_accuracy"], kinds={"python", "postgres"})
 def forecast_champions(
     context: dg.AssetExecutionContext, config: ChampionConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

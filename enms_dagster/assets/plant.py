@@ -7,7 +7,7 @@ from enms_dagster.plant.store import save_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 
-@dg.asset(group_name="core", kinds={"postgres"})
+@dg.asset(group_name="raw", kinds={"postgres"})
 def plant_registry(
     context: dg.AssetExecutionContext, plant: PlantResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

@@ -16,7 +16,7 @@ class RetentionConfig(dg.Config):
     max_age_days: int = 90
 
 
-@dg.asset(group_name="raw", deps=["hourly_energy"], kinds={"postgres"})
+@dg.asset(group_name="core", deps=["hourly_energy"], kinds={"postgres"})
 def raw_retention_log(
     config: RetentionConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
