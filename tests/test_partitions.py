@@ -165,4 +165,6 @@ def test_2016_history_imported_gets_partitions_and_its_hourly_energy(
             ).fetchone()
         assert hours == 24 and kwh == pytest.approx(96.0)
         metadata = result.asset_materializations_for_node("hourly_energy")[0].metadata
-        assert metadata["rows"].value == 24
+        assert (metadata["rows"].value, metadata["machines"].value) == (24, 1)
+        assert metadata["energy_kwh"].value == pytest.approx(96.0)
+        assert metadata["completeness_pct"].value > 0

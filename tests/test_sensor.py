@@ -126,9 +126,14 @@ def test_a_fleet_member_that_crashed_is_named_while_the_survivor_keeps_the_check
         assert "ingestor-b DOWN, crashed" in check.description
         assert "RaiseException: boom" in check.description
         assert "ingestor-c stopped" in check.description  # a clean stop is not a failure
-        # the error's pipe and newline do not break the status table's rows
-        table = check.metadata["status"].value
-        assert len(table.splitlines()) == 2 + 4
+        # one row per ingestor, the error's pipe and newline kept out of the cell
+        table = [r.data for r in check.metadata["status"].value.records]
+        assert [r["ingestor"] for r in table] == [
+            "ingestor-a",
+            "ingestor-b",
+            "ingestor-c",
+            "retired",
+        ]
         assert isinstance(evaluate(services, result.cursor), dg.SkipReason)  # nothing changed
         warehouse.execute(
             "UPDATE raw.ingestor_status SET state = 'running', last_heartbeat = "

@@ -6,7 +6,8 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from enms_dagster.charts import forecast_markdown, markdown_table
+from enms_dagster.assets.metadata import native_table, plottable
+from enms_dagster.charts import forecast_markdown
 from enms_dagster.forecasts.models import MODELS, REFERENCE_MODEL, ForecastSettings, run_forecasts
 from enms_dagster.forecasts.store import (
     champion_forecasts,
@@ -69,9 +70,11 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         for scope_id, day, model, why in run.failures:
             context.log.warning(f"{scope_id} {day} {model}: no forecast ({why})")
         metadata: dict[str, object] = {
+            "dagster/row_count": rows,
             "rows": rows,
             "days": f"{first} .. {last}",
             "scopes": len(scope_of),
+            "models_count": len(config.models),
             "models": ", ".join(config.models),
             "failed_forecasts": len(run.failures),
             "temperature_assumption": "persistence: the outdoor temperature observed 24 h earlier",
@@ -84,11 +87,9 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                 .sum()
                 .unstack("model")
             )
-            metadata["day_totals_kwh"] = dg.MetadataValue.md(
-                markdown_table(
-                    ["scope", *totals.columns],
-                    [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
-                )
+            metadata["day_totals_kwh"] = native_table(
+                ["scope", *totals.columns],
+                [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
             )
         if not chart.empty:
             metadata["site_forecast_vs_actual"] = dg.MetadataValue.md(
@@ -138,23 +139,26 @@ def forecast_accuracy(
     latest = daily[daily["local_date"] == newest].sort_values(["scope_id", "model"])
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": len(daily),
             "rows": len(daily),
             "days": f"{daily['local_date'].min()} .. {newest}",
-            "latest_day": dg.MetadataValue.md(
-                markdown_table(
-                    ["scope", "model", "MAE kWh", "CV(RMSE)", "skill", "in interval"],
-                    [
-                        (
-                            r.scope_id,
-                            r.model,
-                            r.mae_kwh,
-                            _pct(r.cv_rmse),
-                            _pct(r.skill, "+"),
-                            _pct(r.interval_coverage),
-                        )
-                        for r in latest.itertuples()
-                    ],
-                )  # fmt: skip
+            # the newest scored day over every scope and model, one point per materialization
+            "latest_mean_cv_rmse_pct": _pct(latest["cv_rmse"].mean()),
+            "latest_mean_skill_pct": _pct(latest["skill"].mean()),
+            "latest_interval_coverage_pct": _pct(latest["interval_coverage"].mean()),
+            "latest_day": native_table(
+                ["scope", "model", "MAE kWh", "CV(RMSE) %", "skill %", "in interval %"],
+                [
+                    (
+                        r.scope_id,
+                        r.model,
+                        plottable(r.mae_kwh, 3),
+                        _pct(r.cv_rmse),
+                        _pct(r.skill),
+                        _pct(r.interval_coverage),
+                    )
+                    for r in latest.itertuples()
+                ],
             ),
         }
     )
@@ -197,9 +201,8 @@ def forecast_champions(
         for s in d.scores.sort_values("skill", ascending=False).itertuples():
             rows.append(
                 (
-                    d.scope_id, s.model, "**champion**" if s.model == d.champion else "",
-                    s.days, s.mae_kwh, _pct(s.cv_rmse),
-                    "reference" if s.model == REFERENCE_MODEL else _pct(s.skill, "+"),
+                    d.scope_id, s.model, s.model == d.champion, s.model == REFERENCE_MODEL,
+                    int(s.days), plottable(s.mae_kwh, 3), _pct(s.cv_rmse), _pct(s.skill),
                     _pct(s.interval_coverage),
                 )
             )  # fmt: skip
@@ -208,21 +211,23 @@ def forecast_champions(
             "decisions": len(records),
             "valid_from": str(valid_from),
             "champions_changed": len(changed),
+            "champions_not_reference": sum(
+                r.champion != REFERENCE_MODEL for r in champions.itertuples()
+            ),
             "champions": ", ".join(f"{r.scope_id}: {r.champion}" for r in champions.itertuples()),
-            "model_comparison": dg.MetadataValue.md(
-                markdown_table(
-                    [
-                        "scope",
-                        "model",
-                        "",
-                        "days",
-                        "MAE kWh",
-                        "CV(RMSE)",
-                        "skill vs naive",
-                        "in 80 % interval",
-                    ],
-                    rows,
-                )  # fmt: skip
+            "model_comparison": native_table(
+                [
+                    "scope",
+                    "model",
+                    "champion",
+                    "reference",
+                    "days",
+                    "MAE kWh",
+                    "CV(RMSE) %",
+                    "skill vs naive %",
+                    "in 80 % interval %",
+                ],
+                rows,
             ),
             "reasons": dg.MetadataValue.md(
                 "\n".join(f"- **{r.decision.scope_id}**: {r.decision.reason}" for r in records)
@@ -231,5 +236,6 @@ def forecast_champions(
     )
 
 
-def _pct(value, sign: str = "") -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:{sign}.1%}"
+def _pct(value) -> float | None:
+    """A fraction as a percentage with one decimal (``None`` where undefined)."""
+    return None if value is None or pd.isna(value) else round(100 * float(value), 1)

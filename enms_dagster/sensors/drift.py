@@ -4,7 +4,7 @@ as an event with its evidence, and requests one baseline re-fit per event."""
 import dagster as dg
 
 from enms_dagster.assets.drift import drift_events
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table
 from enms_dagster.drift.cusum import DriftSettings
 from enms_dagster.drift.store import (
     StoredDriftEvent,
@@ -69,22 +69,21 @@ def baseline_drift_sensor(
                 asset_key=drift_events.key,
                 metadata={
                     "new_events": len(inserted),
+                    "machines_drifting": len({e.machine_id for e in new}),
                     "machines": ", ".join(sorted({e.machine_id for e in new})),
-                    "events": dg.MetadataValue.md(
-                        markdown_table(
-                            ["event", "machine", "direction", "since", "detected", "evidence"],
-                            [
-                                (
-                                    e.event_id,
-                                    e.machine_id,
-                                    e.direction,
-                                    e.change_start,
-                                    e.detected_on,
-                                    e.evidence,
-                                )
-                                for e in new
-                            ],
-                        )  # fmt: skip
+                    "events": native_table(
+                        ["event", "machine", "direction", "since", "detected", "evidence"],
+                        [
+                            (
+                                e.event_id,
+                                e.machine_id,
+                                e.direction,
+                                e.change_start,
+                                e.detected_on,
+                                e.evidence,
+                            )
+                            for e in new
+                        ],
                     ),
                 },
             )
