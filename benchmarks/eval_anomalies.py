@@ -138,7 +138,7 @@ def main() -> None:
 
     plant = sampled_reference_plant(args.interval)
     zone = ZoneInfo(plant_timezone())
-    anomalies = build_anomalies(daily_partitions(zone.key))
+    anomalies = build_anomalies(daily_partitions(zone.key, FIRST_DAY))
     eval_start = FIRST_DAY + dt.timedelta(days=args.baseline_days)
     eval_end = eval_start + dt.timedelta(days=args.days)
     kept = fault_free_machines(plant, args.fault_free)

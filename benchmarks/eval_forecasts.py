@@ -41,7 +41,7 @@ def main() -> None:
 
     plant = sampled_reference_plant(args.interval)
     zone = ZoneInfo(plant_timezone())
-    load_forecasts = build_load_forecasts(daily_partitions(zone.key))
+    load_forecasts = build_load_forecasts(daily_partitions(zone.key, FIRST_DAY))
     with scratch_database() as url, tempfile.TemporaryDirectory() as home:
         _, end, summary = land_history(url, plant, args.days, args.seed)
         print(summary)

@@ -18,24 +18,6 @@ def subplots(*grid: int, figsize: tuple[float, float], dpi: int = 80, **kwargs):
     return fig, fig.subplots(*grid, **kwargs)
 
 
-def bar_chart_markdown(labels: list[str], values: list[float], title: str, unit: str) -> str:
-    fig, ax = subplots(figsize=(6, 0.25 * len(labels) + 1.0), dpi=80)
-    ax.barh(labels[::-1], values[::-1], color="#3b7dd8")
-    ax.set_xlabel(unit)
-    ax.set_title(title, fontsize=10)
-    ax.tick_params(labelsize=8)
-    return figure_markdown(fig, title)
-
-
-def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    def fmt(value) -> str:
-        return f"{value:,.2f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def figure_markdown(fig, title: str) -> str:
     """The figure as a Markdown image with a base64 PNG ``data:`` URL."""
     fig.tight_layout()

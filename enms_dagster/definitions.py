@@ -1,7 +1,8 @@
 """The whole platform in one screen: assets, checks, jobs, schedules, sensors, resources.
 
 Built when Dagster loads the code location, not when this module is imported: the daily
-partitions and the schedules follow the plant's time zone, read from the plant file then.
+partitions and the schedules follow the plant's time zone, read from the plant file then, and the
+partitions begin at the plant's first day of data (``partitions.history_start``).
 """
 
 import warnings
@@ -35,8 +36,9 @@ from enms_dagster.jobs import (
     forecast_job,
     hourly_job,
     retention_job,
+    with_freshness_policies,
 )
-from enms_dagster.partitions import daily_partitions, plant_timezone
+from enms_dagster.partitions import daily_partitions, history_start, plant_timezone
 from enms_dagster.resources import AlertsResource, PlantResource, WarehouseResource
 from enms_dagster.sensors.alerts import anomaly_alerts_sensor
 from enms_dagster.sensors.drift import baseline_drift_sensor
@@ -55,24 +57,27 @@ def defs() -> dg.Definitions:
 
 def _definitions() -> dg.Definitions:
     timezone = plant_timezone()
-    days = daily_partitions(timezone)
+    days = daily_partitions(timezone, history_start(timezone))
     return dg.Definitions(
-        assets=[
-            plant_registry,
-            build_raw_readings(days),
-            build_hourly_energy(days),
-            build_hourly_drivers(days),
-            *build_mart_assets(days),  # kpi_daily, fct_energy_hourly, fct_kpi_daily
-            energy_baselines,
-            energy_performance,
-            build_anomalies(days),
-            build_load_forecasts(days),
-            forecast_accuracy,
-            forecast_champions,
-            drift_events,
-            energy_report,
-            raw_retention_log,
-        ],
+        assets=with_freshness_policies(
+            timezone,
+            [
+                plant_registry,
+                build_raw_readings(days),
+                build_hourly_energy(days),
+                build_hourly_drivers(days),
+                *build_mart_assets(days),  # kpi_daily, fct_energy_hourly, fct_kpi_daily
+                energy_baselines,
+                energy_performance,
+                build_anomalies(days),
+                build_load_forecasts(days),
+                forecast_accuracy,
+                forecast_champions,
+                drift_events,
+                energy_report,
+                raw_retention_log,
+            ],
+        ),
         asset_checks=[
             *build_raw_readings_checks(days),
             *build_hourly_energy_checks(days),

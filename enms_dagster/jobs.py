@@ -186,3 +186,41 @@ def build_schedules(timezone: str) -> list[dg.ScheduleDefinition]:
         weekly_baseline_schedule,
         daily_retention_schedule,
     ]
+
+
+def build_freshness_policies(timezone: str) -> dict[str, dg.FreshnessPolicy]:
+    """How fresh the assets the plant watches must be, on the plant's clock (``timezone``), with
+    room for the runs above to finish. Dagster's freshness daemon evaluates them and records only
+    changes of state: no runs, no sensor ticks.
+
+    - raw_readings: the sensor reports landed batches every minute; a quarter of an hour
+      without any warns, an hour fails (the ingestor_alive check names the cause).
+    - hourly_energy, fct_energy_hourly: the hourly job at :05 must have written them by :55.
+    - fct_kpi_daily: the daily job at 01:15 must have written it by 03:15.
+    """
+    hourly = dg.FreshnessPolicy.cron(
+        deadline_cron="55 * * * *", lower_bound_delta=dt.timedelta(minutes=55), timezone=timezone
+    )
+    return {
+        "raw_readings": dg.FreshnessPolicy.time_window(
+            fail_window=dt.timedelta(hours=1), warn_window=dt.timedelta(minutes=15)
+        ),
+        "hourly_energy": hourly,
+        "fct_energy_hourly": hourly,
+        "fct_kpi_daily": dg.FreshnessPolicy.cron(
+            deadline_cron="15 3 * * *", lower_bound_delta=dt.timedelta(hours=2), timezone=timezone
+        ),
+    }
+
+
+def with_freshness_policies(timezone: str, assets: list) -> list:
+    """``assets`` (definitions and specs) with the freshness policies above attached."""
+    policies = build_freshness_policies(timezone)
+    return dg.map_asset_specs(
+        lambda spec: (
+            dg.apply_freshness_policy(spec, policies[spec.key.to_user_string()])
+            if spec.key.to_user_string() in policies
+            else spec
+        ),
+        assets,
+    )

@@ -346,4 +346,8 @@ def test_the_anomalies_asset_finds_a_compressor_left_on_and_scores_it_against_it
     assert metadata["events"].value == 2
     assert "skipped" in metadata["baseline"].value
     assert metadata["heatmap"].value.startswith("![Anomalous hours per machine](data:image/png")
-    assert "| left_running | 1 | 1 | 100% | 0.0 |" in metadata["evaluation"].value
+    scores = {r.data["fault kind"]: r.data for r in metadata["evaluation"].value.records}
+    left_running = scores["left_running"]
+    assert (left_running["labels"], left_running["found"], left_running["recall"]) == (1, 1, 1.0)
+    assert left_running["median delay h"] == 0.0
+    assert metadata["recall"].value == 1.0

@@ -220,8 +220,10 @@ def test_the_assets_fit_register_and_show_the_model_table_and_charts(baseline_hi
     [fit] = result.asset_materializations_for_node("energy_baselines")
     meta = fit.metadata
     assert meta["models_fitted"].value == 6  # five machines and the site, daily
-    table = meta["models"].value
-    assert "| HVAC-01 | daily |" in table and "CV(RMSE)" in table
+    assert meta["models_valid"].value + meta["models_invalid"].value == 6
+    models = [r.data for r in meta["models"].value.records]
+    hvac = [m for m in models if (m["scope"], m["resolution"]) == ("HVAC-01", "daily")]
+    assert len(hvac) == 1 and 0 < hvac[0]["CV(RMSE) %"] < 100
     assert meta["site_actual_vs_expected"].value.startswith("![plant-a")
     [perf] = result.asset_materializations_for_node("energy_performance")
     assert perf.metadata["rows"].value > 0

@@ -1,5 +1,6 @@
 """The Dagster definitions load, and say what runs by default."""
 
+import datetime as dt
 import subprocess
 import sys
 
@@ -82,3 +83,63 @@ def test_what_runs_by_default_reads_and_recomputes_and_what_acts_on_people_or_da
         assert schedule.description, schedule.name
     for sensor in defs.sensors:
         assert sensor.description, sensor.name
+
+
+# The asset groups in the order data flows through them.
+GROUP_ORDER = ("raw", "core", "analytics", "marts", "reports")
+# One spelling per kind: Dagster's kind icons know postgres, sql, python and scikitlearn; the
+# others show as text.
+KINDS = {"postgres", "sql", "python", "scikitlearn", "mqtt", "html", "prophet", "statsmodels"}
+
+
+def test_every_dependency_goes_from_an_earlier_group_to_the_same_or_a_later_one():
+    graph = defs.resolve_asset_graph()
+    group = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert set(group.values()) <= set(GROUP_ORDER), group
+    backward = [
+        f"{parent.to_user_string()} ({group[parent]}) -> {key.to_user_string()} ({group[key]})"
+        for key in group
+        for parent in graph.get(key).parent_keys
+        if GROUP_ORDER.index(group[parent]) > GROUP_ORDER.index(group[key])
+    ]
+    assert backward == []
+
+
+def test_every_kind_is_spelled_one_way():
+    graph = defs.resolve_asset_graph()
+    kinds = {kind for key in graph.get_all_asset_keys() for kind in graph.get(key).kinds}
+    assert kinds <= KINDS, kinds - KINDS
+
+
+def test_freshness_policies_give_each_scheduled_run_room_to_finish():
+    graph = defs.resolve_asset_graph()
+
+    def policy(key):
+        return graph.get(dg.AssetKey(key)).freshness_policy
+
+    def minute_of_day(cron):  # "M H * * *", or "M * * * *" (minute of the hour)
+        minute, hour = cron.split()[:2]
+        return int(minute) + (0 if hour == "*" else 60 * int(hour))
+
+    def window(p):  # minutes into the hour (or day) in which a materialization keeps it fresh
+        deadline = minute_of_day(p.deadline_cron)
+        return deadline - p.lower_bound_delta.total_seconds() / 60, deadline
+
+    raw = policy("raw_readings")  # the sensor reports batches every minute
+    assert (raw.warn_window.to_timedelta(), raw.fail_window.to_timedelta()) == (
+        dt.timedelta(minutes=15),
+        dt.timedelta(hours=1),
+    )
+    hourly_run = minute_of_day(defs.resolve_schedule_def("hourly_schedule").cron_schedule)
+    for key in ("hourly_energy", "fct_energy_hourly"):
+        start, deadline = window(policy(key))
+        assert policy(key).timezone == "Europe/Berlin"
+        assert start <= hourly_run and deadline - hourly_run >= 30, key
+    daily_run = minute_of_day(defs.resolve_schedule_def("daily_schedule").cron_schedule)
+    start, deadline = window(policy("fct_kpi_daily"))
+    assert start <= daily_run and deadline - daily_run >= 60
+    # only the assets the plant watches; nothing else turns red for being idle
+    watched = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).freshness_policy
+    }
+    assert watched == {"raw_readings", "hourly_energy", "fct_energy_hourly", "fct_kpi_daily"}

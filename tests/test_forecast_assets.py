@@ -114,9 +114,11 @@ def test_the_site_champion_beats_seasonal_naive_and_each_machine_type_has_a_scor
     assert site.skill > 0.3, site.reason
     assert site.cv_rmse < 0.25, site.reason  # commercial-building day-ahead range: 13-25 %
     meta = week.asset_materializations_for_node("forecast_champions")[0].metadata
-    comparison = meta["model_comparison"].value
-    assert "| plant-a | " + site.champion + " | **champion** |" in comparison
-    assert "skill vs naive" in comparison and "reference" in comparison
+    comparison = [r.data for r in meta["model_comparison"].value.records]
+    champions = [(r["scope"], r["model"]) for r in comparison if r["champion"]]
+    assert ("plant-a", site.champion) in champions
+    assert {r["model"] for r in comparison if r["reference"]} == {"seasonal_naive"}
+    assert meta["champions_not_reference"].value >= 1
 
 
 def test_a_live_forecast_for_a_day_without_data_uses_the_champion(week, baseline_history):

@@ -249,7 +249,7 @@ def day_rows(conn, machine, start, end):
 def test_berlin_daylight_saving_days_have_23_and_25_hours_of_6_kwh(warehouse, day, hours):
     from enms_dagster.partitions import daily_partitions
 
-    window = daily_partitions(BERLIN.key).time_window_for_partition_key(day.isoformat())
+    window = daily_partitions(BERLIN.key, day).time_window_for_partition_key(day.isoformat())
     land_batch(warehouse, counter_day(BERLIN, day), source="test", messages=1)
     rebuild_hourly_energy(warehouse, window.start, window.end)
     rows = day_rows(warehouse, "MTR-01", window.start, window.end)

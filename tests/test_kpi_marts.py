@@ -384,10 +384,14 @@ def test_the_fact_assets_materialize_a_day_with_tables_and_charts(marts, service
     hourly = result.asset_materializations_for_node("fct_energy_hourly")[0].metadata
     assert hourly["rows"].value == 2 * 24
     assert hourly["energy_kwh"].value == approx(356.5 + 410)
-    assert "| peak |" in hourly["tariff_periods"].value
-    assert "data:image/png;base64," in hourly["load_profile_chart"].value
+    periods = {r.data["period"]: r.data for r in hourly["tariff_periods"].value.records}
+    assert sum(p["kWh"] for p in periods.values()) == approx(356.5 + 410)
+    assert periods["peak"]["cost"] > 0
+    profile = [r.data for r in hourly["load_profile"].value.records]
+    assert [p["local hour"] for p in profile] == [f"{h:02d}:00" for h in range(24)]
     daily = result.asset_materializations_for_node("fct_kpi_daily")[0].metadata
     assert daily["rows"].value == 2 + 1 + 1  # two machines, line-1, the site
-    assert "plant-a / line-1" in daily["lines"].value
-    assert "data:image/png;base64," in daily["line_cost_chart"].value
+    assert [r.data["line"] for r in daily["lines"].value.records] == ["plant-a / line-1"]
+    assert daily["line_count"].value == 1
+    assert daily["energy_kwh"].value == approx(356.5 + 410)  # the site's day
     assert kpis(marts, "line", "line-1")["peak_15min_kw"] == approx(100.0)

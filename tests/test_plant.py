@@ -79,11 +79,22 @@ def test_a_generic_meter_type_needs_no_code():
             {"metrics": {"x": {"unit": "kW", "kind": "gauge", "max": ".inf"}}},
             "metric 'x' max: '.inf' is not a number",
         ),
+        ({"history_start": "2016-13-01"}, "history_start: '2016-13-01' is not a date"),
+        ({"history_start": 2016}, "history_start: 2016 is not a date"),
+        ({"history_start": "9999-01-01"}, "history_start: 9999-01-01 is in the future"),
     ],
 )
 def test_bad_plant_files_are_refused_with_the_offending_entry_named(change, expected):
     with pytest.raises(PlantFileError, match=re.escape(expected)):
         parse_plant(_doc(**change), "plant.yaml")
+
+
+def test_history_start_is_an_optional_first_day_of_data():
+    assert parse_plant(_doc()).history_start is None
+    assert str(parse_plant(_doc(history_start="2016-03-01")).history_start) == "2016-03-01"
+    assert yaml.safe_load("history_start: 2016-03-01")["history_start"] == (
+        parse_plant(_doc(history_start="2016-03-01")).history_start
+    )  # YAML's own date and the quoted text mean the same day
 
 
 def test_duplicate_machine_ids_are_refused(tmp_path):

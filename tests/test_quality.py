@@ -57,7 +57,8 @@ def test_a_negative_energy_hour_fails_the_blocking_check_and_kpi_daily_does_not_
     negative = checks["hourly_energy_not_negative"]
     assert not negative.passed
     assert negative.metadata["failed_rows"].value == 1
-    assert "MTR-01" in negative.metadata["examples"].value
+    examples = negative.metadata["examples"].value.records
+    assert any("MTR-01" in example.data.values() for example in examples)
     assert negative.metadata["failed_days"].value == [DAY.isoformat()]
     assert "hourly_energy" in materialized(result)
     assert "kpi_daily" not in materialized(result)
@@ -96,7 +97,8 @@ def test_a_reading_stamped_in_the_future_fails_the_raw_check(warehouse, services
     future = checks["raw_readings_not_in_future"]
     assert not future.passed
     assert future.metadata["failed_rows"].value == 1
-    assert "HYD-01" in future.metadata["examples"].value
+    examples = future.metadata["examples"].value.records
+    assert any("HYD-01" in example.data.values() for example in examples)
 
 
 def test_a_counter_that_disagrees_with_its_power_fails_the_agreement_check(warehouse, services):

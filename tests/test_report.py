@@ -281,7 +281,9 @@ def test_the_asset_writes_one_self_contained_report_per_site(fitted_history, tmp
     assert path.exists()
     assert metadata["report_plant-a"].value == str(path)
     assert metadata["report_plant-a_url"].value == path.as_uri()
-    assert "data:image/png;base64," in metadata["energy_by_machine_plant-a"].value
+    by_machine = [r.data for r in metadata["energy_by_machine_plant-a"].value.records]
+    assert by_machine and all(row["kWh"] > 0 for row in by_machine)
+    assert metadata["energy_kwh"].value == pytest.approx(sum(row["kWh"] for row in by_machine))
     assert "data:image/png;base64," in metadata["cusum_plant-a"].value  # after day 60 of 90
 
     html = path.read_text(encoding="utf-8")

@@ -214,8 +214,8 @@ def test_the_catalog_lists_every_asset_of_the_definitions(console, browser):
     assert_real_picture(browser.screenshot(f"{console.url}/assets", "ui_assets.png"))
 
 
-def test_the_baselines_lineage_shows_its_assets(console, browser):
-    page = f"{console.url}/locations/enms_dagster.definitions/asset-groups/baselines"
+def test_the_analytics_lineage_shows_the_baselines(console, browser):
+    page = f"{console.url}/locations/enms_dagster.definitions/asset-groups/analytics"
     browser.dom_containing(page, ["energy_baselines", "energy_performance", "hourly_drivers"])
     assert_real_picture(browser.screenshot(page, "ui_baselines_lineage.png"))
 

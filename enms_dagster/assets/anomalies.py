@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from enms_dagster.anomalies.contracts import Thresholds
-from enms_dagster.charts import figure_markdown, markdown_table, subplots
+from enms_dagster.anomalies.contracts import SEVERITIES, Thresholds
+from enms_dagster.assets.metadata import native_table, window_timestamps
+from enms_dagster.charts import figure_markdown, subplots
 from enms_dagster.plant import machine_labels, plant_currency
 from enms_dagster.resources import PlantResource, WarehouseResource
 
@@ -33,7 +34,7 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
     """The anomalies asset over the plant's daily partitions (events shown in its time zone)."""
 
     @dg.asset(
-        group_name="marts",
+        group_name="analytics",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["hourly_energy", "hourly_drivers", "energy_baselines"],
@@ -102,19 +103,31 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
             "excess_kwh": round(float(events["excess_kwh"].clip(lower=0).sum()), 1),
             "excess_cost": round(float(events["excess_cost"].fillna(0).sum()), 2),
             "currency": currency,
+            "machines_flagged": int(flags["machine_id"].nunique()) if len(flags) else 0,
+            **{
+                f"events_{severity}": int((events["severity"] == severity).sum())
+                if len(events)
+                else 0
+                for severity in SEVERITIES
+            },
             "baseline": baseline_note,
-            "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
-            "flags_by_kind": dg.MetadataValue.md(_flags_by_kind(flags)),
-            "event_table": dg.MetadataValue.md(_event_table(events, partitions.timezone)),
+            **window_timestamps(window),
+            "flags_by_kind": _flags_by_kind(flags),
+            "event_table": _event_table(events, partitions.timezone),
         }
         if len(flags):
             metadata["heatmap"] = dg.MetadataValue.md(
                 anomaly_heatmap_markdown(flags, window.start, window.end, partitions.timezone)
             )
         if scores.loc[scores["fault_kind"] == "all", "labels"].sum() > 0:
-            metadata["evaluation"] = dg.MetadataValue.md(_scores_table(scores))
+            metadata["evaluation"] = _scores_table(scores)
             total = scores[scores["fault_kind"] == "all"].iloc[0]
-            for key in ("unmatched_per_machine_week", "false_alarms_per_machine_week"):
+            for key in (
+                "recall",
+                "precision",
+                "unmatched_per_machine_week",
+                "false_alarms_per_machine_week",
+            ):
                 if not pd.isna(total[key]):
                     metadata[key] = round(float(total[key]), 3)
         return dg.MaterializeResult(metadata=metadata)
@@ -122,23 +135,27 @@ def build_anomalies(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
     return anomalies
 
 
-def _flags_by_kind(flags: "pd.DataFrame") -> str:
+def _flags_by_kind(flags: "pd.DataFrame") -> dg.TableMetadataValue:
+    """Flagged hours, machines and excess kWh per kind and detector method."""
+    columns = ["kind", "method", "hours", "machines", "excess kWh"]
     if flags.empty:
-        return "no anomalous hours"
+        return native_table(columns, [])
     table = flags.groupby(["kind", "method"], sort=True).agg(
         hours=("hour_start", "size"),
         machines=("machine_id", "nunique"),
         excess_kwh=("excess_kwh", lambda s: float(s.clip(lower=0).sum())),
     )
-    return markdown_table(
-        ["kind", "method", "hours", "machines", "excess kWh"],
-        [(*k, int(h), int(m), float(x)) for k, (h, m, x) in table.iterrows()],
+    return native_table(
+        columns, [(*k, int(h), int(m), float(x)) for k, (h, m, x) in table.iterrows()]
     )
 
 
-def _event_table(events: "pd.DataFrame", timezone: str, limit: int = 25) -> str:
+def _event_table(events: "pd.DataFrame", timezone: str, limit: int = 25) -> dg.TableMetadataValue:
+    """The costliest ``limit`` events (the rest are in marts.anomaly_events), start in local
+    time."""
+    columns = ["event", "severity", "start", "hours", "excess kWh", "cost", "what"]
     if events.empty:
-        return "no events"
+        return native_table(columns, [])
     top = events.assign(cost=events["excess_cost"].fillna(0)).sort_values(
         ["cost", "start_ts"], ascending=[False, True]
     )
@@ -154,35 +171,30 @@ def _event_table(events: "pd.DataFrame", timezone: str, limit: int = 25) -> str:
         )
         for e in top.head(limit).itertuples(index=False)
     ]
-    more = f"\n\n{len(events) - limit} more in marts.anomaly_events" if len(events) > limit else ""
-    return (
-        markdown_table(["event", "severity", "start", "hours", "excess kWh", "cost", "what"], rows)
-        + more
-    )
+    return native_table(columns, rows)
 
 
-def _scores_table(scores: "pd.DataFrame") -> str:
+def _scores_table(scores: "pd.DataFrame") -> dg.TableMetadataValue:
+    """Detector scores against the simulator's fault labels, per fault kind (empty: undefined)."""
     import pandas as pd
 
-    rows = []
-    for s in scores.itertuples(index=False):
-        rows.append(
-            (
-                s.fault_kind,
-                int(s.labels),
-                int(s.found),
-                "-" if pd.isna(s.recall) else f"{s.recall:.0%}",
-                "-" if pd.isna(s.median_delay_h) else f"{s.median_delay_h:.1f}",
-                "-" if pd.isna(s.precision) else f"{s.precision:.0%}",
-                "-"
-                if pd.isna(s.unmatched_per_machine_week)
-                else f"{s.unmatched_per_machine_week:.2f}",
-                "-"
-                if pd.isna(s.false_alarms_per_machine_week)
-                else f"{s.false_alarms_per_machine_week:.2f}",
-            )
+    def value(x):
+        return None if pd.isna(x) else round(float(x), 3)
+
+    rows = [
+        (
+            s.fault_kind,
+            int(s.labels),
+            int(s.found),
+            value(s.recall),
+            value(s.median_delay_h),
+            value(s.precision),
+            value(s.unmatched_per_machine_week),
+            value(s.false_alarms_per_machine_week),
         )
-    return markdown_table(
+        for s in scores.itertuples(index=False)
+    ]
+    return native_table(
         [
             "fault kind",
             "labels",

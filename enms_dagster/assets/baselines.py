@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from enms_dagster.charts import actual_vs_expected_markdown, cusum_markdown, markdown_table
+from enms_dagster.assets.metadata import native_table, plottable
+from enms_dagster.charts import actual_vs_expected_markdown, cusum_markdown
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 if TYPE_CHECKING:
@@ -36,9 +37,9 @@ class BaselineConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="baselines",
+    group_name="analytics",
     deps=["hourly_energy", "hourly_drivers"],
-    kinds={"python", "scikit-learn", "postgres"},
+    kinds={"python", "scikitlearn", "postgres"},
 )
 def energy_baselines(
     context: dg.AssetExecutionContext,
@@ -90,7 +91,7 @@ def energy_baselines(
         "models_invalid": len(failed),
         "requests_not_fitted": len(not_fitted),
         "reason": config.reason,
-        "models": dg.MetadataValue.md(_model_table(fitted_models)),
+        "models": _model_table(fitted_models),
     }
     if not_fitted:
         metadata["not_fitted"] = dg.MetadataValue.md("\n".join(f"- {m.error}" for m in not_fitted))
@@ -106,7 +107,8 @@ def energy_baselines(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _model_table(models: "list[RegisteredModel]") -> str:
+def _model_table(models: "list[RegisteredModel]") -> dg.TableMetadataValue:
+    """One row per fitted model: scope, version, drivers and its fit statistics."""
     rows = []
     for r in sorted(models, key=lambda r: (r.model.resolution, r.scope, r.model.scope_id)):
         m, s = r.model, r.model.statistics
@@ -121,23 +123,23 @@ def _model_table(models: "list[RegisteredModel]") -> str:
                     for d in m.drivers
                 )
                 or "—",
-                s.n,
-                f"{s.r2:.3f}",
-                f"{s.cv_rmse:.1%}",
-                f"{s.nmbe:+.2%}",
-                f"{s.f_pvalue:.2g}",
+                int(s.n),
+                round(float(s.r2), 4),
+                round(100 * float(s.cv_rmse), 2),
+                round(100 * float(s.nmbe), 3),
+                float(f"{s.f_pvalue:.3g}"),
                 "pass" if m.valid else "FAIL: " + "; ".join(m.failures),
             )
         )
-    return markdown_table(
-        ["scope", "resolution", "version", "status", "drivers", "n", "R²", "CV(RMSE)", "NMBE",
-         "F-test p", "ASHRAE 14 / SEP / CalTRACK"],
+    return native_table(
+        ["scope", "resolution", "version", "status", "drivers", "n", "R²", "CV(RMSE) %",
+         "NMBE %", "F-test p", "ASHRAE 14 / SEP / CalTRACK"],
         rows,
     )  # fmt: skip
 
 
 @dg.asset(
-    group_name="baselines",
+    group_name="analytics",
     deps=["energy_baselines", "hourly_energy", "hourly_drivers"],
     kinds={"python", "postgres"},
 )
@@ -171,31 +173,28 @@ def energy_performance(
             "WHERE scope = 'site' AND NOT in_baseline_period ORDER BY scope_id, local_date"
         ).fetchall()
     table = [
-        (
-            scope_id,
-            f"v{version}",
-            days,
-            enpi if enpi is not None else "—",
-            f"{cusum:,.1f} ± {u:,.1f}" if cusum is not None else "—",
-            extrapolated,
-        )
+        (scope_id, f"v{version}", days, enpi, cusum, u, extrapolated)
         for scope_id, version, days, enpi, cusum, u, extrapolated in summary
     ]
+    latest = site[-1] if site else None
     metadata: dict[str, object] = {
+        "dagster/row_count": rows,
         "rows": rows,
         "scopes": len(summary),
-        "performance": dg.MetadataValue.md(
-            markdown_table(
-                [
-                    "scope",
-                    "model",
-                    "days after baseline",
-                    "mean EnPI",
-                    "CUSUM kWh (68 %)",
-                    "days extrapolated",
-                ],
-                table,
-            )  # fmt: skip
+        # the site's running savings, one point per materialization on the Plots tab
+        "site_cusum_savings_kwh": plottable(latest[1], 1) if latest else None,
+        "site_uncertainty_68_kwh": plottable(latest[2], 1) if latest else None,
+        "performance": native_table(
+            [
+                "scope",
+                "model",
+                "days after baseline",
+                "mean EnPI",
+                "CUSUM kWh",
+                "± kWh (68 %)",
+                "days extrapolated",
+            ],
+            table,
         ),
     }
     if site:

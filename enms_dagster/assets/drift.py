@@ -5,7 +5,7 @@ import dagster as dg
 
 drift_events = dg.AssetSpec(
     "drift_events",
-    group_name="baselines",
+    group_name="analytics",
     deps=["energy_baselines", "hourly_energy", "hourly_drivers"],
     kinds={"postgres"},
     description=(

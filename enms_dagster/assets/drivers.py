@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table, plottable
 from enms_dagster.hourly.transforms import COOLING_BASE_C, HEATING_BASE_C, rebuild_hourly_drivers
 from enms_dagster.resources import WarehouseResource
 
@@ -43,25 +43,35 @@ def build_hourly_drivers(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                 "GROUP BY 1 ORDER BY 1",
                 (window.start, window.end),
             ).fetchall()
+            temperature, hdh, cdh, parts, shift_hours = conn.execute(
+                "SELECT avg(outdoor_temperature_c), sum(hdh), sum(cdh), sum(parts), "
+                "count(*) FILTER (WHERE is_shift) FROM core.hourly_drivers "
+                "WHERE hour_start >= %s AND hour_start < %s",
+                (window.start, window.end),
+            ).fetchone()
         return dg.MaterializeResult(
             metadata={
+                "dagster/row_count": rows,
                 "rows": rows,
                 "heating_base_c": config.heating_base_c,
                 "cooling_base_c": config.cooling_base_c,
-                "days": dg.MetadataValue.md(
-                    markdown_table(
-                        [
-                            "day",
-                            "hours",
-                            "mean °C",
-                            "HDH",
-                            "CDH",
-                            "parts",
-                            "shift hours",
-                            "holiday",
-                        ],
-                        summary,
-                    )
+                "mean_outdoor_temperature_c": plottable(temperature, 1),
+                "hdh": plottable(hdh, 1),
+                "cdh": plottable(cdh, 1),
+                "parts": plottable(parts),
+                "shift_hours": shift_hours,
+                "days": native_table(
+                    [
+                        "day",
+                        "hours",
+                        "mean °C",
+                        "HDH",
+                        "CDH",
+                        "parts",
+                        "shift hours",
+                        "holiday",
+                    ],
+                    summary,
                 ),
             }
         )

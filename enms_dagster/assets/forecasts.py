@@ -5,7 +5,8 @@ import datetime as dt
 
 import dagster as dg
 
-from enms_dagster.charts import forecast_markdown, markdown_table
+from enms_dagster.assets.metadata import native_table, plottable
+from enms_dagster.charts import forecast_markdown
 from enms_dagster.forecasts.names import MODELS, REFERENCE_MODEL
 from enms_dagster.resources import WarehouseResource
 
@@ -28,11 +29,11 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
     """The load_forecasts asset over the plant's daily partitions."""
 
     @dg.asset(
-        group_name="forecasts",
+        group_name="analytics",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["hourly_energy", "hourly_drivers"],
-        kinds={"python", "prophet", "statsmodels", "scikit-learn", "postgres"},
+        kinds={"python", "prophet", "statsmodels", "scikitlearn", "postgres"},
     )
     def load_forecasts(
         context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource
@@ -71,9 +72,11 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         for scope_id, day, model, why in run.failures:
             context.log.warning(f"{scope_id} {day} {model}: no forecast ({why})")
         metadata: dict[str, object] = {
+            "dagster/row_count": rows,
             "rows": rows,
             "days": f"{first} .. {last}",
             "scopes": len(scope_of),
+            "models_count": len(config.models),
             "models": ", ".join(config.models),
             "failed_forecasts": len(run.failures),
             "temperature_assumption": "persistence: the outdoor temperature observed 24 h earlier",
@@ -86,11 +89,9 @@ def build_load_forecasts(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                 .sum()
                 .unstack("model")
             )
-            metadata["day_totals_kwh"] = dg.MetadataValue.md(
-                markdown_table(
-                    ["scope", *totals.columns],
-                    [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
-                )
+            metadata["day_totals_kwh"] = native_table(
+                ["scope", *totals.columns],
+                [(scope_id, *(float(v) for v in row)) for scope_id, row in totals.iterrows()],
             )
         if not chart.empty:
             metadata["site_forecast_vs_actual"] = dg.MetadataValue.md(
@@ -116,7 +117,7 @@ class AccuracyConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="forecasts",
+    group_name="analytics",
     deps=["load_forecasts", "hourly_energy", "hourly_drivers"],
     kinds={"python", "postgres"},
 )
@@ -142,23 +143,26 @@ def forecast_accuracy(
     latest = daily[daily["local_date"] == newest].sort_values(["scope_id", "model"])
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": len(daily),
             "rows": len(daily),
             "days": f"{daily['local_date'].min()} .. {newest}",
-            "latest_day": dg.MetadataValue.md(
-                markdown_table(
-                    ["scope", "model", "MAE kWh", "CV(RMSE)", "skill", "in interval"],
-                    [
-                        (
-                            r.scope_id,
-                            r.model,
-                            r.mae_kwh,
-                            _pct(r.cv_rmse),
-                            _pct(r.skill, "+"),
-                            _pct(r.interval_coverage),
-                        )
-                        for r in latest.itertuples()
-                    ],
-                )  # fmt: skip
+            # the newest scored day over every scope and model, one point per materialization
+            "latest_mean_cv_rmse_pct": _pct(latest["cv_rmse"].mean()),
+            "latest_mean_skill_pct": _pct(latest["skill"].mean()),
+            "latest_interval_coverage_pct": _pct(latest["interval_coverage"].mean()),
+            "latest_day": native_table(
+                ["scope", "model", "MAE kWh", "CV(RMSE) %", "skill %", "in interval %"],
+                [
+                    (
+                        r.scope_id,
+                        r.model,
+                        plottable(r.mae_kwh, 3),
+                        _pct(r.cv_rmse),
+                        _pct(r.skill),
+                        _pct(r.interval_coverage),
+                    )
+                    for r in latest.itertuples()
+                ],
             ),
         }
     )
@@ -172,7 +176,7 @@ class ChampionConfig(dg.Config):
     switch_margin: float = 0.02
 
 
-@dg.asset(group_name="forecasts", deps=["forecast_accuracy"], kinds={"python", "postgres"})
+@dg.asset(group_name="analytics", deps=["forecast_accuracy"], kinds={"python", "postgres"})
 def forecast_champions(
     context: dg.AssetExecutionContext, config: ChampionConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -203,9 +207,8 @@ def forecast_champions(
         for s in d.scores.sort_values("skill", ascending=False).itertuples():
             rows.append(
                 (
-                    d.scope_id, s.model, "**champion**" if s.model == d.champion else "",
-                    s.days, s.mae_kwh, _pct(s.cv_rmse),
-                    "reference" if s.model == REFERENCE_MODEL else _pct(s.skill, "+"),
+                    d.scope_id, s.model, s.model == d.champion, s.model == REFERENCE_MODEL,
+                    int(s.days), plottable(s.mae_kwh, 3), _pct(s.cv_rmse), _pct(s.skill),
                     _pct(s.interval_coverage),
                 )
             )  # fmt: skip
@@ -214,21 +217,23 @@ def forecast_champions(
             "decisions": len(records),
             "valid_from": str(valid_from),
             "champions_changed": len(changed),
+            "champions_not_reference": sum(
+                r.champion != REFERENCE_MODEL for r in champions.itertuples()
+            ),
             "champions": ", ".join(f"{r.scope_id}: {r.champion}" for r in champions.itertuples()),
-            "model_comparison": dg.MetadataValue.md(
-                markdown_table(
-                    [
-                        "scope",
-                        "model",
-                        "",
-                        "days",
-                        "MAE kWh",
-                        "CV(RMSE)",
-                        "skill vs naive",
-                        "in 80 % interval",
-                    ],
-                    rows,
-                )  # fmt: skip
+            "model_comparison": native_table(
+                [
+                    "scope",
+                    "model",
+                    "champion",
+                    "reference",
+                    "days",
+                    "MAE kWh",
+                    "CV(RMSE) %",
+                    "skill vs naive %",
+                    "in 80 % interval %",
+                ],
+                rows,
             ),
             "reasons": dg.MetadataValue.md(
                 "\n".join(f"- **{r.decision.scope_id}**: {r.decision.reason}" for r in records)
@@ -237,7 +242,8 @@ def forecast_champions(
     )
 
 
-def _pct(value, sign: str = "") -> str:
+def _pct(value) -> float | None:
+    """A fraction as a percentage with one decimal (``None`` where undefined)."""
     import pandas as pd
 
-    return "—" if value is None or pd.isna(value) else f"{value:{sign}.1%}"
+    return None if value is None or pd.isna(value) else round(100 * float(value), 1)

@@ -13,7 +13,7 @@ from enms_dagster.assets.check_names import (
     RAW_READINGS_IN_PHYSICAL_RANGE,
     RAW_READINGS_NOT_IN_FUTURE,
 )
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table, plottable, window_timestamps
 from enms_dagster.hourly import quality
 from enms_dagster.hourly.transforms import rebuild_hourly_energy
 from enms_dagster.resources import WarehouseResource
@@ -48,9 +48,9 @@ def _result(
             "checked_rows": outcome.checked_rows,
             "failed_rows": outcome.failed_rows,
             "failed_days": sorted(d.isoformat() for d in outcome.failed_dates),
-            "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
-            "examples": dg.MetadataValue.md(
-                markdown_table(
+            **window_timestamps(window),
+            "examples": (
+                native_table(
                     list(outcome.examples[0]), [tuple(e.values()) for e in outcome.examples]
                 )
                 if outcome.examples
@@ -80,20 +80,26 @@ def build_hourly_energy(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         with warehouse.connect() as conn:
             rows = rebuild_hourly_energy(conn, window.start, window.end)
             methods = conn.execute(
-                "SELECT energy_method, count(DISTINCT machine_id), count(*), "
+                "SELECT energy_method, count(DISTINCT machine_id), count(*), sum(energy_kwh), "
                 "round(avg(completeness)::numeric, 3) FROM core.hourly_energy "
                 "WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1",
                 (window.start, window.end),
             ).fetchall()
+            machines, completeness = conn.execute(
+                "SELECT count(DISTINCT machine_id), 100 * avg(completeness) "
+                "FROM core.hourly_energy WHERE hour_start >= %s AND hour_start < %s",
+                (window.start, window.end),
+            ).fetchone()
         return dg.MaterializeResult(
             metadata={
+                "dagster/row_count": rows,
                 "rows": rows,
-                "window_start": window.start.isoformat(),
-                "window_end": window.end.isoformat(),
-                "energy_methods": dg.MetadataValue.md(
-                    markdown_table(
-                        ["method", "machines", "machine-hours", "mean completeness"], methods
-                    )
+                "machines": machines,
+                "energy_kwh": plottable(sum(m[3] for m in methods), 3),
+                "completeness_pct": plottable(completeness, 2),
+                **window_timestamps(window),
+                "energy_methods": native_table(
+                    ["method", "machines", "machine-hours", "kWh", "mean completeness"], methods
                 ),
             }
         )

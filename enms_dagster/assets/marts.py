@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from enms_dagster.charts import bar_chart_markdown, markdown_table
+from enms_dagster.assets.metadata import native_table, plottable
 from enms_dagster.marts.transforms import (
     rebuild_fct_energy_hourly,
     rebuild_fct_kpi_daily,
@@ -49,25 +49,20 @@ def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 (first, last),
             ).fetchall()
         total = sum(kwh for _, kwh, _ in per_machine)
-        metadata = {
-            "rows": rows,
-            "days": f"{first} .. {last}",
-            "total_energy_kwh": round(total, 3),
-            "machines": len(per_machine),
-            "energy_by_machine": dg.MetadataValue.md(
-                markdown_table(["machine", "kWh", "peak 15-min kW"], per_machine)
-            ),
-        }
-        if per_machine:
-            metadata["energy_chart"] = dg.MetadataValue.md(
-                bar_chart_markdown(
-                    [m for m, _, _ in per_machine],
-                    [kwh for _, kwh, _ in per_machine],
-                    f"Energy by machine, {first} .. {last}",
-                    "kWh",
-                )
-            )
-        return dg.MaterializeResult(metadata=metadata)
+        peaks = [peak for *_, peak in per_machine if peak is not None]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "rows": rows,
+                "days": f"{first} .. {last}",
+                "total_energy_kwh": round(total, 3),
+                "machines": len(per_machine),
+                "peak_15min_kw": plottable(max(peaks, default=None), 2),
+                "energy_by_machine": native_table(
+                    ["machine", "kWh", "peak 15-min kW"], per_machine
+                ),
+            }
+        )
 
     @dg.asset(
         group_name="marts",
@@ -98,29 +93,23 @@ def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 (window.start, window.end),
             ).fetchall()
         first, last = _window_days(context)
-        metadata = {
-            "rows": rows,
-            "days": f"{first} .. {last}",
-            "energy_kwh": round(sum(p[2] or 0 for p in periods), 3),
-            "energy_cost": round(sum(p[3] or 0 for p in periods), 2),
-            "co2e_kg": round(sum(p[5] or 0 for p in periods), 1),
-            "tariff_periods": dg.MetadataValue.md(
-                markdown_table(
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "rows": rows,
+                "days": f"{first} .. {last}",
+                "energy_kwh": round(sum(p[2] or 0 for p in periods), 3),
+                "energy_cost": round(sum(p[3] or 0 for p in periods), 2),
+                "co2e_kg": round(sum(p[5] or 0 for p in periods), 1),
+                "tariff_periods": native_table(
                     ["period", "machine-hours", "kWh", "cost", "mean price / kWh", "kg CO2e"],
                     periods,
-                )
-            ),
-        }
-        if profile:
-            metadata["load_profile_chart"] = dg.MetadataValue.md(
-                bar_chart_markdown(
-                    [f"{hour:02d}:00" for hour, _ in profile],
-                    [kwh for _, kwh in profile],
-                    f"kWh by local hour, all machines, {first} .. {last}",
-                    "kWh",
-                )
-            )
-        return dg.MaterializeResult(metadata=metadata)
+                ),
+                "load_profile": native_table(
+                    ["local hour", "kWh"], [(f"{hour:02d}:00", kwh) for hour, kwh in profile]
+                ),
+            }
+        )
 
     @dg.asset(
         group_name="marts",
@@ -150,11 +139,18 @@ def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Asset
                 "WHERE level = 'line' AND local_date BETWEEN %s AND %s GROUP BY 1 ORDER BY 1",
                 (first, last),
             ).fetchall()
-        metadata = {
-            "rows": rows,
-            "days": f"{first} .. {last}",
-            "sites": dg.MetadataValue.md(
-                markdown_table(
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "rows": rows,
+                "days": f"{first} .. {last}",
+                # the site level adds up the plant: one number per day to plot
+                "energy_kwh": plottable(sum(site[2] or 0 for site in sites), 3),
+                "peak_15min_kw": plottable(max((s[3] for s in sites if s[3]), default=None), 2),
+                "total_cost": plottable(sum(site[7] or 0 for site in sites), 2),
+                "co2e_kg": plottable(sum(site[8] or 0 for site in sites), 1),
+                "line_count": len(lines),
+                "sites": native_table(
                     [
                         "site",
                         "day",
@@ -167,21 +163,11 @@ def build_mart_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Asset
                         "kg CO2e",
                     ],
                     sites,
-                )
-            ),
-            "lines": dg.MetadataValue.md(
-                markdown_table(["line", "kWh", "peak 15-min kW", "kWh / part", "cost"], lines)
-            ),
-        }
-        if lines:
-            metadata["line_cost_chart"] = dg.MetadataValue.md(
-                bar_chart_markdown(
-                    [line for line, *_ in lines],
-                    [cost or 0.0 for *_, cost in lines],
-                    f"Energy and demand cost by line, {first} .. {last}",
-                    "cost",
-                )
-            )
-        return dg.MaterializeResult(metadata=metadata)
+                ),
+                "lines": native_table(
+                    ["line", "kWh", "peak 15-min kW", "kWh / part", "cost"], lines
+                ),
+            }
+        )
 
     return [kpi_daily, fct_energy_hourly, fct_kpi_daily]

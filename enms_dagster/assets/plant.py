@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table
 from enms_dagster.plant.store import save_plant
 from enms_dagster.resources import PlantResource, WarehouseResource
 
 
-@dg.asset(group_name="core", kinds={"postgres"})
+@dg.asset(group_name="raw", kinds={"postgres"})
 def plant_registry(
     context: dg.AssetExecutionContext, plant: PlantResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -28,20 +28,12 @@ def plant_registry(
         metadata={
             "plant_file": plant.path(),
             **{f"{table}_count": n for table, n in counts.items()},
-            "machines": dg.MetadataValue.md(
-                markdown_table(
-                    ["machine", "type", "site", "line", "rated kW"],
-                    [
-                        (
-                            m.machine_id,
-                            m.machine_type,
-                            m.site_id,
-                            m.line or "",
-                            m.rated_power_kw or "",
-                        )
-                        for m in machines
-                    ],
-                )
+            "machines": native_table(
+                ["machine", "type", "site", "line", "rated kW"],
+                [
+                    (m.machine_id, m.machine_type, m.site_id, m.line, m.rated_power_kw)
+                    for m in machines
+                ],
             ),
         }
     )

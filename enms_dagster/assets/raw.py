@@ -4,7 +4,7 @@ MQTT sensor one day partition at a time."""
 import dagster as dg
 
 from enms_dagster.assets.check_names import INGESTOR_ALIVE
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table
 from enms_dagster.ingest.batches import IngestorHealth, read_ingestor_health
 from enms_dagster.resources import WarehouseResource
 
@@ -35,20 +35,18 @@ def ingestor_health_result(health: IngestorHealth) -> dg.AssetCheckResult:
             "ingestors": len(health.rows),
             "ingestors_down": len(health.down),
             "quarantine_rate": health.quarantine_rate,
-            "status": dg.MetadataValue.md(
-                markdown_table(
-                    [
-                        "ingestor",
-                        "heartbeat age s",
-                        "state",
-                        "queue",
-                        "committed",
-                        "quarantined",
-                        "errors",
-                        "last error",
-                    ],
-                    health.rows,
-                )
+            "status": native_table(
+                [
+                    "ingestor",
+                    "heartbeat age s",
+                    "state",
+                    "queue",
+                    "committed",
+                    "quarantined",
+                    "errors",
+                    "last error",
+                ],
+                health.rows,
             ),
         },
     )

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from enms_dagster.charts import bar_chart_markdown, cusum_markdown, markdown_table
+from enms_dagster.assets.metadata import native_table
+from enms_dagster.charts import cusum_markdown
 from enms_dagster.resources import WarehouseResource
 from enms_dagster.settings import Settings
 
@@ -114,24 +115,24 @@ def _metadata(written: "list[tuple[ReportData, Path]]", reports_dir: Path) -> di
         rows.append(
             (
                 data.site_id,
-                f"{data.first_day} .. {data.last_day}",
+                data.first_day,
+                data.last_day,
                 round(energy, 1),
-                f"{m['idle_kwh'].sum() / energy:.1%}" if energy else "—",
-                f"{m['out_of_hours_kwh'].sum() / energy:.1%}" if energy else "—",
-                "not run" if data.anomaly_days is None else len(data.anomaly_events),
+                round(100 * float(m["idle_kwh"].sum()) / energy, 1) if energy else None,
+                round(100 * float(m["out_of_hours_kwh"].sum()) / energy, 1) if energy else None,
+                None if data.anomaly_days is None else len(data.anomaly_events),
             )
         )
         metadata[f"report_{data.site_id}"] = dg.MetadataValue.path(str(path))
         metadata[f"report_{data.site_id}_url"] = dg.MetadataValue.url(path.as_uri())
         shown = m[m["energy_kwh"] > 0].sort_values("energy_kwh", ascending=False)
         if len(shown):
-            metadata[f"energy_by_machine_{data.site_id}"] = dg.MetadataValue.md(
-                bar_chart_markdown(
-                    list(shown["machine_id"]),
-                    [float(v) for v in shown["energy_kwh"]],
-                    f"{data.site_id}: energy by machine, {data.first_day} .. {data.last_day}",
-                    "kWh",
-                )
+            metadata[f"energy_by_machine_{data.site_id}"] = native_table(
+                ["machine", "kWh"],
+                [
+                    (m, float(v))
+                    for m, v in zip(shown["machine_id"], shown["energy_kwh"], strict=True)
+                ],
             )
         cusum = data.performance.dropna(subset=["cusum_savings_kwh"])
         if len(cusum):
@@ -143,10 +144,18 @@ def _metadata(written: "list[tuple[ReportData, Path]]", reports_dir: Path) -> di
                     f"{data.site_id}: CUSUM of savings",
                 )
             )
-    metadata["reports"] = dg.MetadataValue.md(
-        markdown_table(
-            ["site", "days", "kWh", "idle share", "out-of-hours share", "anomaly events"],
-            rows,
-        )
+    metadata["energy_kwh"] = round(sum(row[3] for row in rows), 1)
+    metadata["anomaly_events"] = sum(row[6] or 0 for row in rows)
+    metadata["reports"] = native_table(
+        [
+            "site",
+            "first day",
+            "last day",
+            "kWh",
+            "idle %",
+            "out-of-hours %",
+            "anomaly events (empty: not run)",
+        ],
+        rows,
     )
     return metadata

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from enms_dagster.assets.hourly import RETENTION_REQUIRES
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table
 from enms_dagster.hourly.retention import drop_raw_days, plan_raw_retention
 from enms_dagster.resources import WarehouseResource
 
@@ -16,7 +16,7 @@ class RetentionConfig(dg.Config):
     max_age_days: int = 90
 
 
-@dg.asset(group_name="raw", deps=["hourly_energy"], kinds={"postgres"})
+@dg.asset(group_name="core", deps=["hourly_energy"], kinds={"postgres"})
 def raw_retention_log(
     config: RetentionConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -34,8 +34,6 @@ def raw_retention_log(
             "days_dropped": len(plan) - len(kept),
             "readings_dropped": dropped,
             "days_kept": len(kept),
-            "kept": dg.MetadataValue.md(
-                markdown_table(["UTC day", "why kept"], [(d.utc_day, d.reason) for d in kept])
-            ),
+            "kept": native_table(["UTC day", "why kept"], [(d.utc_day, d.reason) for d in kept]),
         }
     )

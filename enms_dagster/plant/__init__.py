@@ -93,6 +93,7 @@ class Plant:
     machine_types: dict[str, MachineType]
     metrics: dict[str, Metric]
     machines: dict[str, Machine] = field(default_factory=dict)
+    history_start: dt.date | None = None  # first local day of the plant's data, if declared
 
     def site_of(self, machine_id: str) -> Site:
         return self.sites[self.machines[machine_id].site_id]
@@ -257,7 +258,22 @@ def parse_plant(doc: dict, source: str = "<plant>") -> Plant:
             energy_source=str(entry.get("energy_source", "electricity")),
             baseline=_baseline(entry, where),
         )
-    return Plant(sites, machine_types, metrics, machines)
+    return Plant(sites, machine_types, metrics, machines, _history_start(doc, source))
+
+
+def _history_start(doc: dict, source: str) -> dt.date | None:
+    """The optional top-level ``history_start``: the first local day of the plant's data (its
+    daily partitions begin there), not in the future."""
+    value = doc.get("history_start")
+    if value is None:
+        return None
+    where = f"{source}: history_start"
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date | str):
+        raise PlantFileError(f"{where}: {value!r} is not a date like 2016-01-01")
+    day = _date(value, where)
+    if day > dt.date.today():
+        raise PlantFileError(f"{where}: {day} is in the future; name the first day of data")
+    return day
 
 
 def load_plant(path: Path | str) -> Plant:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from enms_dagster.assets.drift import drift_events
-from enms_dagster.charts import markdown_table
+from enms_dagster.assets.metadata import native_table
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
 
@@ -89,22 +89,20 @@ def drift_materialization(
             "machines": ", ".join(sorted({e.machine_id for e in new})),
             "refit": refit,
             LAST_EVENT_SEQ: last_seq,
-            "events": dg.MetadataValue.md(
-                markdown_table(
-                    ["event", "machine", "direction", "since", "detected", "evidence"],
-                    [
-                        (
-                            e.event_id,
-                            e.machine_id,
-                            e.direction,
-                            e.change_start,
-                            e.detected_on,
-                            e.evidence,
-                        )
-                        for e in new
-                    ],
-                )  # fmt: skip
-            ),
+            "events": native_table(
+                ["event", "machine", "direction", "since", "detected", "evidence"],
+                [
+                    (
+                        e.event_id,
+                        e.machine_id,
+                        e.direction,
+                        e.change_start,
+                        e.detected_on,
+                        e.evidence,
+                    )
+                    for e in new
+                ],
+            ),  # fmt: skip
         },
     )
 

@@ -37,20 +37,22 @@ def materialization_for(
     """The day's raw_readings event; ``last_batch_id`` is the sensor's position in the batch log
     after it, from which a sensor without a cursor resumes (``resume_position``)."""
     lag = (now - activity.last_committed_at).total_seconds() if activity.last_committed_at else None
+    metadata: dict[str, object] = {
+        "batches": activity.batches,
+        "readings_inserted": activity.readings_inserted,
+        "readings_duplicate": activity.readings_received - activity.readings_inserted,
+        "quarantined": activity.quarantined,
+        "machines": len(activity.machines),
+        LAST_BATCH_ID: last_batch_id,
+    }
+    # times as timestamps: the UI shows them in one offset, the viewer's
+    if activity.min_ts is not None and activity.max_ts is not None:
+        metadata["min_ts"] = dg.MetadataValue.timestamp(activity.min_ts)
+        metadata["max_ts"] = dg.MetadataValue.timestamp(activity.max_ts)
+    if lag is not None:
+        metadata["seconds_since_commit"] = round(lag, 1)
     return dg.AssetMaterialization(
-        asset_key="raw_readings",
-        partition=activity.day.isoformat(),
-        metadata={
-            "batches": activity.batches,
-            "readings_inserted": activity.readings_inserted,
-            "readings_duplicate": activity.readings_received - activity.readings_inserted,
-            "quarantined": activity.quarantined,
-            "machines": len(activity.machines),
-            "min_ts": activity.min_ts.isoformat() if activity.min_ts else "",
-            "max_ts": activity.max_ts.isoformat() if activity.max_ts else "",
-            "seconds_since_commit": round(lag, 1) if lag is not None else None,
-            LAST_BATCH_ID: last_batch_id,
-        },
+        asset_key="raw_readings", partition=activity.day.isoformat(), metadata=metadata
     )
 
 
@@ -98,13 +100,20 @@ def build_raw_readings_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.Se
             context.update_cursor(json.dumps(state))
             return dg.SkipReason(f"no readings landed after batch {before.last_id}")
         valid = set(partitions.get_partition_keys())
-        landed = [a for a in days if a.readings_inserted > 0 and a.day.isoformat() in valid]
+        outside = [a.day.isoformat() for a in days if a.day.isoformat() not in valid]
+        if outside:
+            # partitions begin at the first landed day as the definitions were built: history
+            # imported since has days before it until the code location reloads
+            context.log.warning(
+                f"readings landed in {len(outside)} day(s) outside the partitions "
+                f"({outside[0]} .. {outside[-1]}; partitions {partitions.start:%Y-%m-%d} on): "
+                "reload the code location (or set history_start in the plant file), then "
+                "backfill those days"
+            )
+        days = [a for a in days if a.day.isoformat() in valid]
+        landed = [a for a in days if a.readings_inserted > 0]
         return dg.SensorResult(
-            asset_events=[
-                materialization_for(a, now, cursor.last_id)
-                for a in days
-                if a.day.isoformat() in valid
-            ]
+            asset_events=[materialization_for(a, now, cursor.last_id) for a in days]
             + health_events,
             run_requests=[
                 dg.RunRequest(
