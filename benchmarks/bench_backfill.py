@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enms_dagster.db import migrate  # noqa: E402
 from enms_dagster.plant import load_plant  # noqa: E402
 from enms_dagster.plant.store import save_plant  # noqa: E402
+from enms_dagster.progress import Progress  # noqa: E402
 from enms_dagster.settings import REPO_DIR  # noqa: E402
 from enms_dagster.simulator import simulate  # noqa: E402
-from enms_dagster.simulator.backfill import _batches, backfill_direct, print_bar  # noqa: E402
+from enms_dagster.simulator.backfill import _batches, backfill_direct  # noqa: E402
 
 ADMIN_DSN = os.environ.get("ENMS_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REFERENCE_PLANT = REPO_DIR / "enms_dagster" / "plant" / "reference_plant.yaml"
@@ -95,7 +96,7 @@ def main() -> int:
             fault_rate=args.fault_rate,
             batch_readings=args.batch_readings,
             workers=args.workers,
-            progress=print_bar if sys.stderr.isatty() else None,
+            progress=Progress("backfill", "readings"),
         )
         print()
         with psycopg.connect(url) as conn:

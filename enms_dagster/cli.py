@@ -79,6 +79,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         # a run launch waits this long for the code server (Dagster's default is 60 s)
         os.environ.setdefault("DAGSTER_GRPC_TIMEOUT_SECONDS", "180")
         print(f"Dagster instance: {home}", flush=True)
+        print(f"plant file {settings.plant_file} ({settings.plant_file_origin})", flush=True)
         print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
         dev = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-m", "enms_dagster.definitions",

@@ -113,11 +113,3 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def print_bar(fraction: float | None, count: int, note: str = "") -> None:
-    """A bar without rate, redrawn in place on stderr: for callers that pass a bare function
-    (the demo); a ``Progress`` says more."""
-    line = progress_line("", fraction, count, "readings", None, note)
-    sys.stderr.write("\r" + line[:120].ljust(120))
-    sys.stderr.flush()

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +25,14 @@ from enms_dagster.db import connect, migrate
 from enms_dagster.definitions import defs as load_definitions
 from enms_dagster.ingest.service import Ingestor, IngestStats
 from enms_dagster.plant import Plant, load_plant
+from enms_dagster.progress import Progress
 from enms_dagster.resources import PlantResource, WarehouseResource
 from enms_dagster.runtime.instance import local_dagster_home
 from enms_dagster.runtime.services import Services, running_services
 from enms_dagster.settings import Settings
-from enms_dagster.simulator.backfill import backfill_direct, print_bar
+from enms_dagster.simulator.backfill import backfill_direct
 from enms_dagster.simulator.faults import FaultLabel, plan_faults
-from enms_dagster.simulator.publish import PublishResult, print_progress, publish_simulation
+from enms_dagster.simulator.publish import PublishResult, publish_simulation
 
 # The demo prints its own summary; Dagster's step log stays in the run (see it in the UI).
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -60,15 +60,22 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+DEMO_HEADER = re.compile(r"# (.*), sampled every \d+ s for `enms demo`\.\n")
+
+
 def demo_plant_file(plant_file: Path, state_dir: Path) -> Path:
-    """The plant file with every machine type sampled once a minute, in the state folder."""
+    """The plant file with every machine type sampled once a minute, in the state folder. Given
+    the demo plant itself (the state folder remembers it), it is derived from its origin again."""
+    source = Path(plant_file).read_text()
+    origin = plant_file
+    if match := DEMO_HEADER.match(source):
+        origin, source = match.group(1), source[match.end() :]
     text = re.sub(
-        r"sample_interval_s:\s*\d+", f"sample_interval_s: {DEMO_SAMPLE_INTERVAL_S}",
-        Path(plant_file).read_text(),
-    )  # fmt: skip
+        r"sample_interval_s:\s*\d+", f"sample_interval_s: {DEMO_SAMPLE_INTERVAL_S}", source
+    )
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / "demo_plant.yaml"
-    header = f"# {plant_file}, sampled every {DEMO_SAMPLE_INTERVAL_S} s for `enms demo`.\n"
+    header = f"# {origin}, sampled every {DEMO_SAMPLE_INTERVAL_S} s for `enms demo`.\n"
     if not target.exists() or target.read_text() != header + text:
         target.write_text(header + text)
     return target
@@ -98,17 +105,18 @@ def land_simulation(
     )
     ingestor.start()
     try:
-        published = publish_simulation(
-            plant,
-            start,
-            end,
-            services.mqtt_url,
-            seed=seed,
-            progress=print_progress if sys.stderr.isatty() else None,
-            backpressure=lambda n: ingestor.wait_for_messages(n - 600, 120),
-            faults=faults or (),
-            counters=counters,
-        )
+        with Progress("MQTT", "readings") as progress:
+            published = publish_simulation(
+                plant,
+                start,
+                end,
+                services.mqtt_url,
+                seed=seed,
+                progress=progress,
+                backpressure=lambda n: ingestor.wait_for_messages(n - 600, 120),
+                faults=faults or (),
+                counters=counters,
+            )
         if not ingestor.wait_for_messages(published.messages, 300):
             raise RuntimeError(
                 f"ingestor committed {ingestor.stats.messages_committed} of "
@@ -116,8 +124,6 @@ def land_simulation(
             )
     finally:
         ingestor.stop()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
     return published, ingestor.stats
 
 
@@ -325,14 +331,12 @@ def run_demo(
             (cursor,) = conn.execute(
                 "SELECT COALESCE(max(batch_id), 0) FROM raw.ingest_batches"
             ).fetchone()
-        progress = print_bar if sys.stderr.isatty() else None
         counters: dict = {}  # the MQTT day's meters continue the history's
-        history = backfill_direct(
-            plant, history_start, start, services.database_url, seed=seed, faults=faults,
-            progress=progress, counters=counters,
-        )  # fmt: skip
-        if progress:
-            sys.stderr.write("\n")
+        with Progress("history", "readings") as progress:
+            history = backfill_direct(
+                plant, history_start, start, services.database_url, seed=seed, faults=faults,
+                progress=progress, counters=counters,
+            )  # fmt: skip
         say(
             f"history:    {history_first} .. {first - dt.timedelta(days=1)} landed directly: "
             f"{history.readings:,} readings ({history.seconds:.0f} s)"

@@ -18,7 +18,7 @@ from enms_dagster.db import libpq_url
 from enms_dagster.ingest.landing import BatchResult, land_batch
 from enms_dagster.ingest.payload import Reading
 from enms_dagster.plant import Plant
-from enms_dagster.progress import ProgressCallback, print_bar  # noqa: F401 (the demo's import)
+from enms_dagster.progress import ProgressCallback
 from enms_dagster.simulator import MachineSeries, SimulationTruth, simulate
 from enms_dagster.simulator.faults import EfficiencyMeasure, FaultLabel, plan_faults
 from enms_dagster.simulator.labels import save_ground_truth

@@ -12,7 +12,6 @@ import paho.mqtt.client as mqtt
 
 from enms_dagster.plant import Plant
 from enms_dagster.progress import ProgressCallback
-from enms_dagster.progress import print_bar as print_progress  # noqa: F401 (the demo's import)
 from enms_dagster.settings import MqttAddress
 from enms_dagster.simulator import MachineSeries, SimulationTruth, simulate, to_payloads
 from enms_dagster.simulator.faults import EfficiencyMeasure, FaultLabel
