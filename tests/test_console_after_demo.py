@@ -85,6 +85,10 @@ def screenshot_plots(page: str, profile) -> str:
     try:
         tab.open(page, "Plots")
         tab.click("Plots")
+        for number in ("energy_kwh", "completeness_pct", "machines"):  # numbers, not text
+            tab.wait_for(
+                f"document.body.innerText.includes({number!r})", 60, f"{page}: no {number}"
+            )
         tab.wait_for("document.querySelectorAll('canvas').length > 0", 60, f"{page}: no plot")
         time.sleep(2)  # the charts animate in
         assert_real_picture(tab.screenshot(ARTIFACTS / "console_hourly_energy_plots.png"))
