@@ -351,7 +351,7 @@ def run_demo(
         report_raw_readings(instance, resources, cursor)
 
         # the same instance `enms ui` opens: the UI shows these runs, and its sensors resume
-        # after what the demo reported (sensors/raw_readings.py, sensors/drift.py)
+        # after what the demo reported (sensors/position.py)
         say(f"dagster:    materializing into {os.environ['DAGSTER_HOME']}")
         phase = Phases()
         with phase("hourly energy, drivers and priced hours", history_first, last):

@@ -9,6 +9,7 @@ from enms_dagster.assets.drift import drift_events
 from enms_dagster.assets.metadata import native_table
 from enms_dagster.jobs import baseline_job
 from enms_dagster.resources import WarehouseResource
+from enms_dagster.sensors.position import recorded_position
 
 LAST_EVENT_SEQ = "last_event_seq"
 
@@ -59,7 +60,11 @@ def baseline_drift_sensor(
     from enms_dagster.drift.cusum import DriftSettings
     from enms_dagster.drift.store import drift_events_after, find_drift_events, store_drift_events
 
-    after = int(context.cursor) if context.cursor else resume_position(context.instance)
+    after = (
+        int(context.cursor)
+        if context.cursor
+        else recorded_position(context.instance, drift_events.key, LAST_EVENT_SEQ)
+    )
     with warehouse.connect() as conn:
         inserted = store_drift_events(conn, find_drift_events(conn, DriftSettings()))
         events = drift_events_after(conn, after)
@@ -105,12 +110,3 @@ def drift_materialization(
             ),  # fmt: skip
         },
     )
-
-
-def resume_position(instance: dg.DagsterInstance) -> int:
-    """Where the sensor starts without a cursor: after the last drift event this instance's
-    history reports (stored by the demo, or before a cursor was lost), else at the first."""
-    event = instance.get_latest_materialization_event(drift_events.key)
-    materialization = event.asset_materialization if event else None
-    value = materialization.metadata.get(LAST_EVENT_SEQ) if materialization else None
-    return int(value.value) if value is not None else 0

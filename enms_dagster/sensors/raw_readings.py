@@ -16,26 +16,16 @@ from enms_dagster.ingest.batches import (
 )
 from enms_dagster.jobs import energy_job
 from enms_dagster.resources import WarehouseResource
+from enms_dagster.sensors.position import recorded_position
 
 LAST_BATCH_ID = "last_batch_id"
-
-
-def resume_position(instance: dg.DagsterInstance) -> int:
-    """Where a sensor without a cursor starts in the batch log: after the last batch this
-    instance's history already reports (the demo's in-process evaluation, or a cursor lost with
-    a renamed code location), else at the beginning. Without it the first tick of `enms ui`
-    after the demo re-ran the energy job for every demo day."""
-    event = instance.get_latest_materialization_event(dg.AssetKey("raw_readings"))
-    materialization = event.asset_materialization if event else None
-    value = materialization.metadata.get(LAST_BATCH_ID) if materialization else None
-    return int(value.value) if value is not None else 0
 
 
 def materialization_for(
     activity: DayActivity, now: dt.datetime, last_batch_id: int
 ) -> dg.AssetMaterialization:
     """The day's raw_readings event; ``last_batch_id`` is the sensor's position in the batch log
-    after it, from which a sensor without a cursor resumes (``resume_position``)."""
+    after it, from which a sensor without a cursor resumes (``recorded_position``)."""
     lag = (now - activity.last_committed_at).total_seconds() if activity.last_committed_at else None
     metadata: dict[str, object] = {
         "batches": activity.batches,
@@ -77,7 +67,9 @@ def build_raw_readings_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.Se
         Running by default: it only reads the batch log and requests idempotent runs."""
         state = _load_cursor(context.cursor)
         if not context.cursor:
-            state["batch"] = resume_position(context.instance)
+            state["batch"] = recorded_position(
+                context.instance, dg.AssetKey("raw_readings"), LAST_BATCH_ID
+            )
         now = dt.datetime.now(dt.UTC)
         before = BatchCursor(state["batch"], {int(k): v for k, v in state["gaps"].items()})
         with warehouse.connect() as conn:
