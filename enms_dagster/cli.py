@@ -651,7 +651,16 @@ def explain_error(exc: BaseException) -> str | None:
         if str(settings.plant_file) in first:
             return f"{first}; that plant file is {settings.plant_file_origin}"
         return first
-    if isinstance(exc, ImportFormatError | MigrationError | FileNotFoundError):
+    if isinstance(exc, ImportFormatError | MigrationError):
+        return first
+    if isinstance(exc, OSError) and exc.filename:  # a path that is missing, not ours, not a dir
+        state_dir = Settings.from_env().state_dir
+        path = Path(exc.filename).resolve()
+        if path == state_dir or state_dir in path.parents or path in state_dir.parents:
+            return (
+                f"{first}; the state folder ENMS_STATE_DIR={state_dir} must be a folder this "
+                "user can create and write (unset: ./.enms)"
+            )
         return first
     if isinstance(exc, ConnectionError | TimeoutError):
         configured = Settings.from_env().mqtt_url

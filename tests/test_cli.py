@@ -68,6 +68,13 @@ def test_a_misconfiguration_is_one_line_naming_the_setting_not_a_traceback(
     assert "s3cret" not in done.stderr
 
 
+def test_a_state_folder_that_cannot_be_created_is_one_line_naming_enms_state_dir(tmp_path):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    done = enms("db", "migrate", env=with_env(ENMS_STATE_DIR=str(a_file / "state")))
+    assert_one_line(done, f"ENMS_STATE_DIR={a_file / 'state'}", "must be a folder")
+
+
 @pytest.mark.integration
 def test_a_missing_database_is_one_line_saying_to_create_it(local_services, tmp_path):
     url = "postgresql://postgres@127.0.0.1:5432/no_such_db"
